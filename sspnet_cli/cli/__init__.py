@@ -1,0 +1,1 @@
+"""sspnet command modules."""
