@@ -1,10 +1,71 @@
-"""The ``sspnet`` command line: a thin layer over the Python API."""
+"""The ``sspnet`` command line: a thin layer over the Python API.
+
+Exit codes: 0 all done; 1 some inputs failed (the others were processed); 2 usage error or a
+fatal problem (nothing could be done); 130 interrupted (Ctrl-C). Errors print as one line;
+``--debug`` (or SSPNET_DEBUG=1) shows the traceback instead.
+"""
 from __future__ import annotations
 
+import os
+import sys
+from typing import Optional
+
+import click
 import typer
+from rich.console import Console
 
-app = typer.Typer(name="sspnet", no_args_is_help=True, add_completion=False)
+from sspnet_cli.errors import SSPNetError
+
+app = typer.Typer(
+    name="sspnet",
+    help="Find tiny people in large drone images with an SSPNet detector.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+_debug = {"on": os.environ.get("SSPNET_DEBUG", "") not in ("", "0")}
 
 
-def main() -> None:
-    app()
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors. [default: off]"),
+) -> None:
+    if debug:
+        _debug["on"] = True
+
+
+def _register() -> None:
+    # each command lives in its own module; importing registers it on ``app``
+    from sspnet_cli.cli import info  # noqa: F401
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    """Entry point of the ``sspnet`` script and ``python -m sspnet_cli``."""
+    _register()
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="sspnet", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        err.print("interrupted")
+        code = 130
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        code = 2
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        code = 130
+    except SSPNetError as exc:
+        if _debug["on"]:
+            raise
+        err.print(f"error: {exc}", markup=False)
+        code = 2
+    except Exception as exc:  # an unexpected failure still gets one line unless --debug
+        if _debug["on"]:
+            raise
+        err.print(f"error: {type(exc).__name__}: {exc} (run with --debug for details)", markup=False)
+        code = 2
+    sys.exit(int(code or 0))

@@ -1,0 +1,67 @@
+"""``sspnet info``: the model's architecture in words and numbers."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sspnet_cli.cli.app import app
+from sspnet_cli.model.build import build_from_config
+from sspnet_cli.model.checkpoint import load_model
+from sspnet_cli.model.summary import describe
+
+
+@app.command()
+def info(
+    weights: Optional[Path] = typer.Option(
+        None, "--weights", "-w", help="Describe this checkpoint (with its training metadata). [default: the default architecture, untrained]"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables. [default: off]"),
+) -> None:
+    """Describe the detector: parts, parameter counts, pyramid levels, anchors, checkpoint metadata."""
+    if weights is not None:
+        model, meta = load_model(weights)
+    else:
+        model, meta = build_from_config(), None
+    desc = describe(model, meta)
+    if as_json:
+        typer.echo(json.dumps(desc, indent=2))
+        return
+    _print_tables(desc)
+
+
+def _print_tables(desc: dict) -> None:
+    console = Console()
+    bb, neck = desc["backbone"], desc["neck"]
+    console.print(f"[bold]{desc['detector']}[/] with a [bold]{neck['name']}[/] neck on [bold]{bb['name']}[/]")
+    console.print(f"backbone norm: {bb['norm']}, frozen stages: {bb['frozen_stages']}, initial weights: {bb['initial_weights']}")
+    params = Table(title="Parameters")
+    params.add_column("part")
+    params.add_column("parameters", justify="right")
+    for name, n in desc["parameters"].items():
+        params.add_row(name, f"{n:,}")
+    console.print(params)
+    levels = Table(title="Pyramid levels")
+    for col in ("level", "stride", "size on 640x512 (h x w)", "used by", "anchor sides sqrt(wh), px"):
+        levels.add_column(col)
+    scales = desc["anchors"]["scales"]
+    for lv in desc["pyramid_levels"]:
+        sides = ", ".join(f"{lv['stride'] * s:g}" for s in scales)
+        levels.add_row(lv["name"], str(lv["stride"]), "{} x {}".format(*lv["size_on_640x512"]), lv["used_by"], sides)
+    console.print(levels)
+    a = desc["anchors"]
+    console.print(
+        f"anchors per location: {a['per_location']} ({len(a['scales'])} sides x {len(a['ratios_h_over_w'])} "
+        f"ratios h/w {a['ratios_h_over_w']}; unrounded, centred on the grid points; every size in --json)"
+    )
+    if desc.get("checkpoint"):
+        meta = Table(title="Checkpoint")
+        meta.add_column("key")
+        meta.add_column("value")
+        for k, v in desc["checkpoint"].items():
+            meta.add_row(str(k), json.dumps(v) if not isinstance(v, str) else v)
+        console.print(meta)

@@ -1,0 +1,88 @@
+"""Region proposal network with the reference's assigner, Weighted Negative Sampling and L1 loss.
+
+Reused from torchvision: the head (3x3 conv + ReLU, 1x1 objectness, 1x1 deltas), the box coder,
+and proposal filtering (top-n per level, per-level NMS at 0.7, top-n overall), which already
+match the official settings. Replaced: anchor generation (unrounded, see anchors.py), the
+assignment (mmdetection's min_pos_iou rule), the sampler (WNS), and the box loss (L1 rather
+than smooth L1 with beta 1/9).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchvision.models.detection import _utils as det_utils
+from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead, concat_box_prediction_layers
+
+from sspnet_cli.config import RPNConfig, WNSConfig
+from sspnet_cli.model.anchors import AnchorGenerator
+from sspnet_cli.model.sampling import MaxIoUAssigner, sample, wns_logits
+
+
+class RPN(RegionProposalNetwork):
+    """Proposals from P2..P6 and, in training, the RPN losses."""
+
+    def __init__(self, cfg: RPNConfig, wns: WNSConfig, anchors: AnchorGenerator, in_channels: int) -> None:
+        super().__init__(
+            anchors,  # type: ignore[arg-type]  # ours has the same job, a different signature
+            RPNHead(in_channels, anchors.num_anchors_per_location),
+            cfg.pos_iou,
+            cfg.neg_iou,
+            cfg.batch_size_per_image,
+            cfg.positive_fraction,
+            pre_nms_top_n={"training": cfg.pre_nms_top_n_train, "testing": cfg.pre_nms_top_n_test},
+            post_nms_top_n={"training": cfg.post_nms_top_n_train, "testing": cfg.post_nms_top_n_test},
+            nms_thresh=cfg.nms_iou,
+        )
+        self.cfg, self.wns = cfg, wns
+        self.box_coder = det_utils.BoxCoder(weights=tuple(1.0 / s for s in cfg.box_stds))
+        self.assigner = MaxIoUAssigner(cfg.pos_iou, cfg.neg_iou, cfg.min_pos_iou, low_quality=True)
+        # torchvision's matcher and sampler are not used
+        del self.proposal_matcher, self.fg_bg_sampler
+
+    def forward(  # type: ignore[override]
+        self,
+        features: list[Tensor],
+        image_sizes: list[tuple[int, int]],
+        targets: Optional[list[dict[str, Tensor]]] = None,
+    ) -> tuple[list[Tensor], list[Tensor], dict[str, Tensor]]:
+        """Returns per-image proposals, their objectness probabilities, and the losses."""
+        objectness, deltas = self.head(features)
+        per_level = self.anchor_generator.grid_anchors([tuple(f.shape[-2:]) for f in features], features[0].device)
+        anchors = torch.cat(per_level)
+        num_images = features[0].shape[0]
+        objectness, deltas = concat_box_prediction_layers(objectness, deltas)
+        proposals = self.box_coder.decode(deltas.detach(), [anchors] * num_images).view(num_images, -1, 4)
+        boxes, scores = self.filter_proposals(proposals, objectness, image_sizes, [len(a) for a in per_level])
+        losses: dict[str, Tensor] = {}
+        if self.training:
+            if targets is None:
+                raise ValueError("targets are needed in training mode")
+            losses = self.loss(objectness.view(num_images, -1), deltas.view(num_images, -1, 4), anchors, targets)
+        return boxes, scores, losses
+
+    def loss(
+        self, objectness: Tensor, deltas: Tensor, anchors: Tensor, targets: list[dict[str, Tensor]]
+    ) -> dict[str, Tensor]:
+        logits, labels, box_pred, box_target = [], [], [], []
+        use_wns = self.wns.enabled and self.wns.rpn
+        for obj, dlt, target in zip(objectness, deltas, targets):
+            gt = target["boxes"]
+            assigned = self.assigner(gt, anchors)
+            neg_logits = None
+            if use_wns:
+                conf = torch.sigmoid(obj.detach()) if self.wns.rpn_confidence else None
+                neg_logits = wns_logits(conf, assigned.max_iof, self.wns.lam)
+            pos, neg = sample(assigned.matched, self.cfg.batch_size_per_image, self.cfg.positive_fraction, neg_logits)
+            logits.append(torch.cat([obj[pos], obj[neg]]))
+            labels.append(torch.cat([torch.ones_like(obj[pos]), torch.zeros_like(obj[neg])]))
+            box_pred.append(dlt[pos])
+            box_target.append(self.box_coder.encode_single(gt[assigned.matched[pos]].to(anchors.dtype), anchors[pos]))
+        num_sampled = max(sum(len(x) for x in logits), 1)
+        cls_loss = F.binary_cross_entropy_with_logits(
+            torch.cat(logits).float(), torch.cat(labels).float(), reduction="sum"
+        ) / num_sampled
+        box_loss = F.l1_loss(torch.cat(box_pred).float(), torch.cat(box_target).float(), reduction="sum") / num_sampled
+        return {"loss_rpn_cls": cls_loss, "loss_rpn_box": box_loss}

@@ -1,0 +1,72 @@
+"""The model's architecture in words and numbers (what ``sspnet info`` prints)."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from torch import nn
+
+from sspnet_cli.config import ModelConfig
+
+DETECTOR_NAMES = {"faster_rcnn": "Faster R-CNN"}
+NECK_NAMES = {"sspnet": "SSPNet (CAM + SEM + SSM)", "fpn": "FPN"}
+PATCH = (640, 512)  # width, height used to show the pyramid's sizes
+
+
+def count_parameters(module: Optional[nn.Module]) -> int:
+    return 0 if module is None else sum(p.numel() for p in module.parameters())
+
+
+def model_parts(model: nn.Module) -> dict[str, Optional[nn.Module]]:
+    """The detector's parts in order; a part a detector lacks (RetinaNet has no RPN) is None."""
+    return {
+        "backbone": getattr(model, "backbone", None),
+        "neck": getattr(model, "neck", None),
+        "rpn": getattr(model, "rpn", None),
+        "roi_head": getattr(model, "roi_heads", None),
+    }
+
+
+def describe(model: nn.Module, meta: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """A JSON-ready description: parts, parameter counts, pyramid, anchors, settings, metadata."""
+    cfg: ModelConfig = model.cfg  # type: ignore[assignment]
+    parts = model_parts(model)
+    params = {name: count_parameters(m) for name, m in parts.items()}
+    params["total"] = count_parameters(model)
+    params["trainable"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    backbone = parts["backbone"]
+    w, h = PATCH
+    levels = [
+        {
+            "name": f"P{k + 2}",
+            "stride": stride,
+            "size_on_640x512": [-(-h // stride), -(-w // stride)],
+            "used_by": "rpn" if k == 4 else "rpn, roi_head",
+        }
+        for k, stride in enumerate(cfg.anchors.strides)
+    ]
+    anchor_gen = model.anchor_generator
+    anchors = {
+        "per_location": anchor_gen.num_anchors_per_location,
+        "scales": list(cfg.anchors.scales),
+        "ratios_h_over_w": list(cfg.anchors.ratios),
+        "sizes_wh": {
+            f"P{k + 2}": [[round(aw, 2), round(ah, 2)] for aw, ah in sizes]
+            for k, sizes in enumerate(anchor_gen.sizes())
+        },
+    }
+    return {
+        "detector": DETECTOR_NAMES.get(cfg.detector, cfg.detector),
+        "backbone": {
+            "name": cfg.backbone,
+            "channels_c2_c5": list(getattr(backbone, "out_channels", [])),
+            "norm": cfg.backbone_norm,
+            "frozen_stages": cfg.frozen_stages,
+            "initial_weights": getattr(backbone, "init_source", "unknown"),
+        },
+        "neck": {"name": NECK_NAMES.get(cfg.neck, cfg.neck), "channels": cfg.neck_channels},
+        "parameters": params,
+        "pyramid_levels": levels,
+        "anchors": anchors,
+        "config": cfg.to_dict(),
+        "checkpoint": meta,
+    }
