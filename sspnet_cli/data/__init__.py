@@ -1,1 +1,21 @@
+"""Datasets: readers for TinyPerson, COCO and YOLO layouts into one representation.
 
+    from sspnet_cli.data import open_dataset
+    ds = open_dataset("data/tinyperson", split="valid")
+    ds.images[0].boxes          # (N, 4) float32 xyxy pixels
+    ds.problems                 # what was skipped, and where
+"""
+from sspnet_cli.data.layout import DatasetLayout, detect_layout, list_splits, open_dataset
+from sspnet_cli.data.sample import FLAG_NAMES, AnnotatedImage, Dataset, Problem, coco_dict
+
+__all__ = [
+    "FLAG_NAMES",
+    "AnnotatedImage",
+    "Dataset",
+    "DatasetLayout",
+    "Problem",
+    "coco_dict",
+    "detect_layout",
+    "list_splits",
+    "open_dataset",
+]
