@@ -1,4 +1,5 @@
-"""Datasets: readers for TinyPerson, COCO and YOLO layouts into one representation.
+"""Datasets: readers for TinyPerson, COCO and YOLO layouts into one representation, and
+training patches by the 70 % rule.
 
     from sspnet_cli.data import open_dataset
     ds = open_dataset("data/tinyperson", split="valid")
@@ -6,6 +7,7 @@
     ds.problems                 # what was skipped, and where
 """
 from sspnet_cli.data.layout import DatasetLayout, detect_layout, list_splits, open_dataset
+from sspnet_cli.data.patches import PatchRef, PatchTargets, patch_targets, training_patches
 from sspnet_cli.data.sample import FLAG_NAMES, AnnotatedImage, Dataset, Problem, coco_dict
 
 __all__ = [
@@ -13,9 +15,13 @@ __all__ = [
     "AnnotatedImage",
     "Dataset",
     "DatasetLayout",
+    "PatchRef",
+    "PatchTargets",
     "Problem",
     "coco_dict",
     "detect_layout",
     "list_splits",
     "open_dataset",
+    "patch_targets",
+    "training_patches",
 ]
