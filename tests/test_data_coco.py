@@ -145,7 +145,7 @@ def test_ground_truth_without_images(tmp_path):
         [ann(1, 1, [1, 1, 2, 2], 1, ignore=True)],
         [{"id": 1, "name": "person"}],
     ))
-    with pytest.raises(InputError, match="none of its 1 images"):
+    with pytest.raises(InputError, match="none of its 1 images are"):
         read_coco(path)
     ds = read_coco(path, require_images=False)
     assert ds.problems == [] and ds.num_ignore == 1

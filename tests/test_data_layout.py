@@ -5,7 +5,7 @@ import pytest
 
 from sspnet_cli.data import detect_layout, list_splits, open_dataset
 from sspnet_cli.data.splits import resolve_split
-from sspnet_cli.errors import InputError
+from sspnet_cli.errors import InputError, SSPNetError
 from tests.data_helpers import write_image, write_json
 
 EMPTY_COCO = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "person"}]}
@@ -97,3 +97,17 @@ def test_split_resolution(requested, available, expected):
 def test_ambiguous_split_prefix_is_refused():
     with pytest.raises(InputError, match="ambiguous: train2014, train2017"):
         resolve_split("train", ["train2014", "train2017"], "ds")
+
+
+def test_image_dir_overrides_where_coco_images_are_looked_for(tmp_path):
+    write_image(tmp_path / "pictures" / "a.jpg")
+    path = write_json(tmp_path / "gt.json", {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 48}],
+        "annotations": [],
+        "categories": [{"id": 1, "name": "person"}],
+    })
+    ds = open_dataset(path, image_dir=tmp_path / "pictures")
+    assert ds.images[0].path == tmp_path / "pictures" / "a.jpg"
+    (tmp_path / "data.yaml").write_text("train: pictures\nnames: [person]\n", encoding="utf-8")
+    with pytest.raises(SSPNetError, match="image_dir applies to COCO"):
+        open_dataset(tmp_path / "data.yaml", image_dir=tmp_path)

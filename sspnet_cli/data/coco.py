@@ -83,9 +83,29 @@ def read_coco(
     if require_images and records and not images and any(p.message.startswith("image file not found") for p in problems):
         raise InputError(
             json_path,
-            f"none of its {len(records)} images is under {image_dir}; give the image folder explicitly",
+            f"none of its {len(records)} images are under {image_dir}; give the image folder explicitly",
         )
-    skipped = {p_key for p_key in index_of if index_of[p_key] is None}
+    _read_annotations(annotations, images, index_of, names, choice, src, problems)
+    return Dataset(
+        root=Path(root) if root is not None else _dataset_root(json_path),
+        split=split,
+        layout=layout,
+        images=images,
+        problems=problems,
+        annotations=json_path,
+    )
+
+
+def _read_annotations(
+    annotations: list[Any],
+    images: list[AnnotatedImage],
+    index_of: dict[int | str, int | None],
+    names: dict[int, str],
+    choice: ClassChoice,
+    src: str,
+    problems: list[Problem],
+) -> None:
+    """Fill the images' boxes from the annotation records; bad records go to ``problems``."""
     people: list[list[tuple[list[float], int]]] = [[] for _ in images]
     ignored: list[list[tuple[list[float], tuple[bool, bool, bool], int]]] = [[] for _ in images]
     for j, ann in enumerate(annotations):
@@ -100,26 +120,25 @@ def read_coco(
         if not isinstance(image_key, (int, str)) or isinstance(image_key, bool):
             problems.append(Problem(src, where, f"image_id {image_key!r} is not an id"))
             continue
-        if image_key in skipped:
-            continue  # its image was skipped and reported already
         if image_key not in index_of:
             problems.append(Problem(src, where, f"unknown image id {image_key!r}"))
             continue
+        k = index_of[image_key]
+        if k is None:
+            continue  # its image was skipped and reported already
         category = ann.get("category_id")
         if category not in choice.person and category not in choice.ignore:
             if category not in names:
                 problems.append(Problem(src, where, f"unknown category id {category!r}"))
             continue
-        k = index_of[image_key]
-        im = images[k]
-        box, why = _parse_bbox(ann.get("bbox"), im.width, im.height)
+        box, why = _parse_bbox(ann.get("bbox"), images[k].width, images[k].height)
         if box is None:
             problems.append(Problem(src, where, why))
             continue
         flags = (_flag(ann.get("ignore")), _flag(ann.get("uncertain")), _flag(ann.get("iscrowd")))
         if category in choice.ignore and not any(flags):
             flags = (True, False, False)
-        aid = ann_id if isinstance(ann_id, int) and not isinstance(ann_id, bool) else -1
+        aid = ann_id if type(ann_id) is int else -1
         if any(flags):
             ignored[k].append((box, flags, aid))
         else:
@@ -131,14 +150,6 @@ def read_coco(
         im.ignore_boxes = np.asarray([b for b, _, _ in igs], dtype=np.float32).reshape(-1, 4)
         im.ignore_flags = np.asarray([f for _, f, _ in igs], dtype=bool).reshape(-1, 3)
         im.ignore_ids = np.asarray([i for _, _, i in igs], dtype=np.int64)
-    return Dataset(
-        root=Path(root) if root is not None else _dataset_root(json_path),
-        split=split,
-        layout=layout,
-        images=images,
-        problems=problems,
-        annotations=json_path,
-    )
 
 
 def split_from_file_name(json_path: Path) -> str:

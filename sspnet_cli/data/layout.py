@@ -24,7 +24,7 @@ from sspnet_cli.data.splits import resolve_split
 from sspnet_cli.data.tinyperson import PREFIX as TINYPERSON_PREFIX
 from sspnet_cli.data.tinyperson import tinyperson_image_dir, tinyperson_splits
 from sspnet_cli.data.yolo import load_yaml, read_yolo, yolo_splits
-from sspnet_cli.errors import InputError
+from sspnet_cli.errors import InputError, SSPNetError
 
 LAYOUTS = ("tinyperson", "coco", "yolo")
 ROBOFLOW_COCO_FILE = "_annotations.coco.json"
@@ -100,6 +100,8 @@ def open_dataset(
     name = next(iter(layout.splits)) if layout.single else resolve_split(split, layout.splits, path)
     source = layout.splits[name]
     if layout.name == "yolo":
+        if image_dir is not None:
+            raise SSPNetError("image_dir applies to COCO and TinyPerson data; a YOLO data.yaml names its image folders")
         return read_yolo(source, name, classes)
     if layout.name == "tinyperson":
         return read_coco(
