@@ -143,3 +143,14 @@ def test_yolo_split_folder_missing_and_unreadable_image(tmp_path):
     messages = [str(p) for p in ds.problems]
     assert any("broken.jpg" in m and "not a readable image" in m for m in messages)
     assert any("no label files found" in m for m in messages)
+
+
+def test_tinyperson_corner_files_are_refused_not_misread(tmp_path):
+    write_image(tmp_path / "train" / "labeled_images" / "a.jpg", 64, 48)
+    path = write_json(tmp_path / "annotations" / "corner" / "tiny_set_train_sw640_sh512.json", {
+        "images": [{"id": 0, "file_name": "labeled_images/a.jpg", "width": 32, "height": 24, "corner": [32, 24, 64, 48]}],
+        "annotations": [ann(0, 0, [1, 1, 2, 2])],
+        "categories": [{"id": 1, "name": "person"}],
+    })
+    with pytest.raises(InputError, match="'corner' annotations are not supported"):
+        open_dataset(path)

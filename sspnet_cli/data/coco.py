@@ -71,6 +71,13 @@ def read_coco(
     annotations = data.get("annotations", [])
     if not isinstance(annotations, list):
         raise InputError(json_path, "\"annotations\" is not a list")
+    if any(isinstance(r, dict) and "corner" in r for r in records):
+        # TinyPerson's pre-cut "corner" files: boxes are relative to sub-images of the frame
+        raise InputError(
+            json_path,
+            "pre-cut 'corner' annotations are not supported; use the full-frame tiny_set_{split}.json "
+            "(training patches are cut by sspnet itself)",
+        )
     split = split or split_from_file_name(json_path)
     file_names = [r["file_name"] for r in records if isinstance(r, dict) and isinstance(r.get("file_name"), str)]
     image_dir = Path(image_dir) if image_dir is not None else find_image_dir(json_path, file_names, split)
