@@ -9,6 +9,7 @@ import pytest
 
 from sspnet_cli.errors import InputError
 from sspnet_cli.inference.sources import ImageSource, open_source, prefetch
+from sspnet_cli.types import Window
 
 
 class Fake:
@@ -116,22 +117,30 @@ def test_depth_zero_is_sequential():
     assert out == [("x", "X"), ("y", "Y")]
 
 
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 def test_with_real_sources(tmp_path):
     import cv2
 
     paths = []
     for i in range(4):
         path = tmp_path / f"f{i}.png"
-        ok, buf = cv2.imencode(".png", np.full((8, 8 + i, 3), i, np.uint8))
+        ok, buf = cv2.imencode(".png", np.full((8, 8 + i, 3), i + 1, np.uint8))
         path.write_bytes(buf.tobytes())
         paths.append(path)
     (tmp_path / "bad.png").write_bytes(b"")
     paths.insert(2, tmp_path / "bad.png")
+    import rasterio  # a raster opened in the prefetch thread and read in this one
+
+    with rasterio.open(tmp_path / "r.tif", "w", driver="GTiff", width=12, height=5, count=1, dtype="uint16") as ds:
+        ds.write(np.arange(60, dtype=np.uint16).reshape(1, 5, 12))
+    paths.append(tmp_path / "r.tif")
     widths = []
     for path, src in prefetch(paths, open_source):
         if isinstance(src, ImageSource):
             with src:
                 widths.append(src.width)
+                rgb, _ = src.read(Window(0, 0, 16, 16))
+                assert rgb.shape == (16, 16, 3) and rgb[:5].any()
         else:
             assert isinstance(src, InputError) and "empty file" in str(src)
-    assert widths == [8, 9, 10, 11]
+    assert widths == [8, 9, 10, 11, 12]

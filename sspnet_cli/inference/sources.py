@@ -225,7 +225,8 @@ def _finish(data: np.ndarray, valid: Optional[np.ndarray], stretch: Optional[Str
         finite = np.isfinite(data).all(axis=2)
         if not finite.all():
             valid = finite if valid is None else valid & finite
-    rgb = stretch.apply(data) if stretch is not None else np.array(data, dtype=np.uint8, order="C")
+    # data is always a fresh array here, so 8-bit data is used without another copy
+    rgb = stretch.apply(data) if stretch is not None else np.ascontiguousarray(data, dtype=np.uint8)
     if valid is not None:
         if valid.all():
             valid = None
@@ -278,7 +279,10 @@ class DecodedImageSource(ImageSource):
         if alpha is not None and count not in bands:  # an alpha shown as a colour is no mask
             valid = alpha > 0
             self.nodata = Nodata(mask="alpha")
-        data3 = np.stack([channels[b - 1] for b in bands], axis=2)
+        if image.ndim == 3 and image.shape[2] == 3 and bands == (1, 2, 3):
+            data3 = cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)  # in place: one frame in memory
+        else:
+            data3 = np.stack([channels[b - 1] for b in bands], axis=2)
         del image, channels, alpha
         if data3.dtype != np.uint8:
             if data3.dtype.kind == "f":
