@@ -11,6 +11,7 @@ from sspnet_cli.errors import SSPNetError
 from sspnet_cli.geo.transform import (
     box_centers_lonlat,
     box_rings_lonlat,
+    georef_problem,
     lonlat_to_pixel,
     map_to_pixel,
     pixel_box_rings,
@@ -117,6 +118,15 @@ def test_centres_and_empty_inputs():
     np.testing.assert_allclose(centre, [[lon[0], lat[0]]])
     assert box_centers_lonlat(NORTH_UP, np.zeros((0, 4))).shape == (0, 2)
     assert box_rings_lonlat(NORTH_UP, np.zeros((0, 4))).shape == (0, 5, 2)
+
+
+def test_georef_problem_spots_unusable_georeferencing():
+    assert georef_problem(NORTH_UP, 4000, 3000) is None
+    local = 'LOCAL_CS["site grid",LOCAL_DATUM["x",0],UNIT["metre",1],AXIS["Easting",EAST],AXIS["Northing",NORTH]]'
+    assert "WGS84" in georef_problem(GeoRef(local, NORTH_UP.transform), 10, 10)
+    wgs84 = CRS.from_epsg(4326).to_wkt()
+    assert "outside the Earth" in georef_problem(GeoRef(wgs84, (1.0, 0.0, 0.0, 0.0, -1.0, 100.0)), 10, 10)
+    assert "singular" in georef_problem(GeoRef(wgs84, (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)), 10, 10)
 
 
 def test_bad_crs_is_one_line_error():

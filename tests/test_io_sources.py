@@ -295,6 +295,28 @@ def test_plain_tiff_without_crs_has_no_georef(tmp_path):
         assert src.georef is None and "no CRS" in src.warnings[0]
 
 
+def test_crs_that_cannot_reach_wgs84_falls_back_to_pixels(tmp_path):
+    local = CRS.from_wkt('LOCAL_CS["site grid",LOCAL_DATUM["x",0],UNIT["metre",1],AXIS["Easting",EAST],AXIS["Northing",NORTH]]')
+    path = write_tif(tmp_path / "local.tif", np.ones((3, 10, 10), np.uint8), crs=local, transform=TRANSFORM)
+    with open_source(path) as src:
+        assert src.georef is None
+        assert "WGS84" in src.warnings[0] and "pixels" in src.warnings[0]
+
+
+def test_drone_tiff_without_georef_gets_exif_camera(tmp_path):
+    from PIL import TiffImagePlugin
+
+    info = TiffImagePlugin.ImageFileDirectory_v2()
+    info[0x8825] = {1: "N", 2: (45.0, 2.0, 16.77), 3: "W", 4: (94.0, 20.0, 55.53), 6: 422.5}
+    path = tmp_path / "DJI_0001.TIF"
+    Image.fromarray(pattern(10, 20)).save(path, tiffinfo=info)
+    with open_source(path) as src:
+        assert isinstance(src, RasterSource) and src.georef is None
+        assert src.camera["lat"] == pytest.approx(45.0380, abs=1e-4)
+        assert src.camera["lon"] == pytest.approx(-94.3488, abs=1e-4)
+        assert src.camera["altitude"] == pytest.approx(422.5)
+
+
 def test_grey_raster_is_replicated(tmp_path):
     grey = pattern(20, 30)[..., :1].transpose(2, 0, 1).copy()
     path = write_tif(tmp_path / "grey.tif", grey)

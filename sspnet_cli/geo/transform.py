@@ -10,6 +10,7 @@ matters for a raster straddling 180 degrees, where the ring's longitudes may jum
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Optional
 
 import numpy as np
 from pyproj import CRS, Transformer
@@ -85,6 +86,26 @@ def pixel_to_lonlat(georef: GeoRef, cols: np.ndarray, rows: np.ndarray) -> tuple
 def lonlat_to_pixel(georef: GeoRef, lons: np.ndarray, lats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pixel ``(cols, rows)`` of WGS84 ``(lons, lats)``: the inverse of :func:`pixel_to_lonlat`."""
     return map_to_pixel(georef, *lonlat_to_map(georef.crs_wkt, lons, lats))
+
+
+def georef_problem(georef: GeoRef, width: int, height: int) -> Optional[str]:
+    """Why ``georef`` cannot place a ``width`` x ``height`` raster in WGS84 (a CRS PROJ does not
+    understand, a local engineering CRS, a singular transform), or None when it can: the frame's
+    corners and centre must all transform to finite lon/lat in range."""
+    try:
+        cols = np.array([0.0, width, 0.0, width, width / 2])
+        rows = np.array([0.0, 0.0, height, height, height / 2])
+        map_to_pixel(georef, 0.0, 0.0)
+        lon, lat = pixel_to_lonlat(georef, cols, rows)
+    except SSPNetError as exc:
+        return str(exc)
+    except Exception as exc:  # PROJ errors
+        return f"its CRS cannot be converted to WGS84 ({type(exc).__name__})"
+    if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
+        return "its CRS cannot be converted to WGS84"
+    if (np.abs(lat) > 90).any() or (np.abs(lon) > 360).any():
+        return "its corners fall outside the Earth in WGS84"
+    return None
 
 
 def box_rings(boxes: np.ndarray) -> np.ndarray:

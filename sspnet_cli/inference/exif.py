@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Optional
 
@@ -71,11 +72,15 @@ def read_exif(path: str | Path) -> tuple[Optional[dict[str, Any]], int]:
     DJI XMP), ``make``, ``model`` and ``datetime`` (EXIF, camera local time, as written).
     """
     try:
-        with Image.open(path) as im:
-            exif = im.getexif()
-            gps = exif.get_ifd(_GPS_IFD)
-            sub = exif.get_ifd(_EXIF_IFD)
-            xmp = im.info.get("xmp") or b""
+        # only headers are parsed: silence Pillow's decompression-bomb warning for big rasters
+        # (beyond twice its limit Pillow refuses to open the file, and there is no camera)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                exif = im.getexif()
+                gps = exif.get_ifd(_GPS_IFD)
+                sub = exif.get_ifd(_EXIF_IFD)
+                xmp = im.info.get("xmp") or b""
     except Exception:
         return None, 1
     orientation = exif.get(_TAG_ORIENTATION, 1)

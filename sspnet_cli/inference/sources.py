@@ -45,6 +45,7 @@ import cv2
 import numpy as np
 
 from sspnet_cli.errors import InputError, SSPNetError
+from sspnet_cli.geo.transform import georef_problem
 from sspnet_cli.inference.exif import read_exif
 from sspnet_cli.types import GeoRef, Window
 
@@ -235,6 +236,11 @@ def _finish(data: np.ndarray, valid: Optional[np.ndarray], stretch: Optional[Str
     return rgb, valid
 
 
+def _note_orientation(source: ImageSource) -> None:
+    if source.orientation != 1:
+        source.warnings.append(f"EXIF orientation {source.orientation} ignored: boxes refer to the pixels as stored")
+
+
 # --------------------------------------------------------------------------------------------
 # JPEG / PNG / BMP / WebP: decoded once with OpenCV
 
@@ -293,8 +299,7 @@ class DecodedImageSource(ImageSource):
         del data3
 
         self.camera, self.orientation = read_exif(path)
-        if self.orientation != 1:
-            self.warnings.append(f"EXIF orientation {self.orientation} ignored: boxes refer to the pixels as stored")
+        _note_orientation(self)
         self.georef = _sidecar_georef(path, self.width, self.height, self.warnings)
 
     def _read_inside(self, x0: int, y0: int, x1: int, y1: int) -> tuple[np.ndarray, Optional[np.ndarray]]:
@@ -340,7 +345,12 @@ def _georef_of(ds: Any, warn: list[str]) -> Optional[GeoRef]:
         how = "ground control points" if gcps else "a CRS without a pixel-to-map transform"
         warn.append(f"georeferenced by {how} (not supported): positions are given in pixels")
         return None
-    return GeoRef(ds.crs.to_wkt(), tuple(float(v) for v in tuple(transform)[:6]))  # type: ignore[arg-type]
+    georef = GeoRef(ds.crs.to_wkt(), tuple(float(v) for v in tuple(transform)[:6]))  # type: ignore[arg-type]
+    problem = georef_problem(georef, ds.width, ds.height)
+    if problem is not None:
+        warn.append(f"georeferencing not usable ({problem}): positions are given in pixels")
+        return None
+    return georef
 
 
 def _sidecar_georef(path: Path, width: int, height: int, warn: list[str]) -> Optional[GeoRef]:
@@ -423,6 +433,9 @@ class RasterSource(ImageSource):
                 samples, valid = self._raw(None, (h, w))
                 self.stretch = measure_stretch(samples, valid)
             self.georef = _georef_of(ds, self.warnings)
+            if self.georef is None:  # e.g. a drone TIFF: EXIF GPS instead of georeferencing
+                self.camera, self.orientation = read_exif(path)
+                _note_orientation(self)
         except InputError:
             self._ds.close()
             raise
