@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from pyproj import CRS, Transformer
+from pyproj import Transformer
 from rasterio.transform import Affine
 from rasterio.windows import Window as RioWindow
 
@@ -22,7 +22,7 @@ from sspnet_cli.inference.sources import open_source
 from sspnet_cli.outputs.atomic import RESULT_SUFFIXES, atomic_write, check_writable
 from sspnet_cli.outputs.overlay import save_overlay
 from sspnet_cli.outputs.writers import WRITERS, write_results
-from sspnet_cli.types import Detections, GeoRef, ImageResult
+from sspnet_cli.types import Detections, ImageResult
 
 UTM33N_AFFINE = (0.5, 0.0, 500000.0, 0.0, -0.5, 5000000.0)
 BOXES = [[10.0, 20.0, 30.5, 40.25], [100.126, 0.0, 112.0, 15.0]]
@@ -88,6 +88,23 @@ def test_geojson_of_a_georeferenced_raster(tmp_path, geotiff):
         assert props["pixel_bbox"] == [round(float(np.float32(v)), 2) for v in box]
     # the box at column 10 lies 5 m east of the zone's central meridian (15 E)
     assert doc["features"][0]["geometry"]["coordinates"][0][0][0] == pytest.approx(15.0 + 5 / (111_320 * np.cos(np.radians(45.1))), abs=1e-6)
+
+
+def test_geojson_of_the_real_osbs_raster(tmp_path, shared_dir):
+    path = shared_dir / "data" / "geo" / "OSBS_029.tif"
+    if not path.exists():
+        pytest.skip("OSBS_029.tif not present")
+    with open_source(path) as src:
+        result = ImageResult(str(path), src.width, src.height, detections([[0.0, 0.0, 400.0, 400.0]], [0.8]), src.georef)
+    out = tmp_path / "osbs.geojson"
+    write_results(out, [result], {})
+    ring = np.array(json.loads(out.read_text())["features"][0]["geometry"]["coordinates"][0])
+    ref = Transformer.from_crs("EPSG:32617", "EPSG:4326", always_xy=True)
+    # the raster's corners from its affine: origin E 404211.9, N 3285142.9, 0.1 m pixels
+    for x, y in ((404211.9, 3285142.9), (404251.9, 3285102.9)):
+        lon, lat = ref.transform(x, y)
+        assert np.hypot(ring[:, 0] - lon, ring[:, 1] - lat).min() < 2e-8
+    assert 29.68 < ring[:, 1].min() < 29.70 and -82.0 < ring[:, 0].min() < -81.98
 
 
 def test_geojson_of_plain_images_is_in_pixels_with_camera(tmp_path):

@@ -82,19 +82,22 @@ def _features(result: ImageResult, kind: str) -> Iterator[dict[str, Any]]:
         yield {"type": "Feature", "geometry": geometry, "properties": properties}
 
 
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, allow_nan=False)
+
+
 def write_geojson(path: Union[str, Path], results: Sequence[ImageResult], meta: Optional[dict[str, Any]] = None) -> None:
     """Write ``results`` as a GeoJSON FeatureCollection at ``path`` (atomically)."""
     kind = coordinates_kind(results)
-    dumps = lambda obj: json.dumps(obj, ensure_ascii=False, allow_nan=False)  # noqa: E731
     with atomic_write(path, "w", newline="\n") as f:
         f.write('{"type": "FeatureCollection",\n')
-        f.write(f'"sspnet:coordinates": {dumps(kind)},\n')
-        f.write(f'"sspnet:run": {dumps(plain_json(meta or {}))},\n')
+        f.write(f'"sspnet:coordinates": {_dumps(kind)},\n')
+        f.write(f'"sspnet:run": {_dumps(plain_json(meta or {}))},\n')
         f.write('"features": [')
         first = True
         for result in results:
             for feature in _features(result, kind):
                 f.write("\n" if first else ",\n")
-                f.write(dumps(feature))
+                f.write(_dumps(feature))
                 first = False
         f.write("\n]}\n")
