@@ -203,7 +203,8 @@ def good_jpeg_bytes() -> bytes:
         ("random.tif", b"II*\x00" + bytes(np.random.default_rng(2).integers(0, 256, 4096, dtype=np.uint8)), "not an image"),
         ("half.jpg", good_jpeg_bytes()[: len(good_jpeg_bytes()) // 2], "truncated JPEG"),
         ("no_eoi.jpg", good_jpeg_bytes()[:-2], "truncated JPEG"),
-        ("header_only.jpg", b"\xff\xd8\xff\xe0" + b"\x00" * 20, "truncated JPEG"),
+        ("header_only.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00", "truncated JPEG"),
+        ("garbage_after_magic.jpg", b"\xff\xd8\xff" + b"\x00" * 100, "not an image or damaged"),
         ("garbage_after_magic.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 100, "not an image"),
     ],
 )
@@ -215,6 +216,27 @@ def test_bad_files_give_one_line_input_error(tmp_path, name, content, expected):
     message = str(info.value)
     assert expected in message and "\n" not in message and str(path) in message
     assert info.value.path == str(path)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [[], [cv2.IMWRITE_JPEG_PROGRESSIVE, 1], [cv2.IMWRITE_JPEG_RST_INTERVAL, 4]],
+    ids=["baseline", "progressive", "restart-markers"],
+)
+def test_complete_jpegs_are_accepted_and_cut_ones_refused(tmp_path, params):
+    img = pattern(64, 96)
+    ok, buf = cv2.imencode(".jpg", img, params)
+    data = buf.tobytes()
+    # bytes appended after the image (a phone's motion-photo video) may hold any marker pair
+    trailer = b"\x00\x00\x00\x18ftypmp42" + b"\xff\xda\x00\x08junk" * 3
+    path = tmp_path / "ok.jpg"
+    path.write_bytes(data + trailer)
+    with open_source(path) as src:
+        assert (src.width, src.height) == (96, 64)
+    for cut in (len(data) - 1, len(data) * 3 // 4):
+        path.write_bytes(data[:cut])
+        with pytest.raises(InputError, match="truncated JPEG"):
+            open_source(path)
 
 
 def test_truncated_png_is_refused(tmp_path):

@@ -19,7 +19,7 @@ Decisions:
   in :attr:`ImageSource.orientation` and a rotated photo gets a note in ``warnings``.
 * **Truncated JPEGs are refused** (:class:`InputError`): libjpeg fills the missing part with
   grey, so a partial decode would silently leave part of the frame unsearched. A JPEG counts as
-  truncated when no end-of-image marker follows its last start-of-scan marker.
+  truncated when the file ends before the end-of-image marker (found by walking its segments).
 * **Bands**: one band is replicated to grey RGB (a palette is expanded); 2 bands are grey +
   alpha; 3 or more use bands 1, 2, 3 unless ``bands`` (1-based, one or three numbers) is given.
 * **Stretch**: ``uint8`` data is used as it is. Any other type (``uint16``, ``int16``,
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import queue
+import re
 import threading
 import warnings
 from dataclasses import dataclass
@@ -245,12 +246,42 @@ def _note_orientation(source: ImageSource) -> None:
 # JPEG / PNG / BMP / WebP: decoded once with OpenCV
 
 
+# inside entropy-coded data 0xFF is followed by 0x00 (stuffing) or a restart marker D0-D7; any
+# other byte after 0xFF (and after fill 0xFFs) starts the next marker
+_NEXT_MARKER = re.compile(rb"\xff(?=[^\x00\xd0-\xd7\xff])")
+_STANDALONE_MARKERS = frozenset([0x01, *range(0xD0, 0xD8)])
+
+
 def _jpeg_is_complete(data: bytes) -> bool:
-    # Inside entropy-coded data 0xFF is always followed by 0x00 or a restart marker, so the last
-    # FFDA is the last scan header and a complete file has an FFD9 after it (bytes appended
-    # after the image, such as an MPF preview, carry their own scan and end marker).
-    sos = data.rfind(b"\xff\xda")
-    return sos >= 0 and data.rfind(b"\xff\xd9") > sos
+    """False when the JPEG ends before its end-of-image marker (walking its segments from the
+    start, so bytes appended after the image, such as a phone's motion-photo video, do not
+    matter). A file whose structure cannot be followed counts as complete: the decoder judges."""
+    n, pos = len(data), 2  # after SOI
+    while True:
+        if pos >= n:
+            return False
+        if data[pos] != 0xFF:
+            return True  # not where a marker should be: leave it to the decoder
+        while pos < n and data[pos] == 0xFF:  # fill bytes
+            pos += 1
+        if pos >= n:
+            return False
+        marker = data[pos]
+        pos += 1
+        if marker == 0xD9:  # EOI
+            return True
+        if marker in _STANDALONE_MARKERS:
+            continue
+        if pos + 2 > n:
+            return False
+        pos += int.from_bytes(data[pos : pos + 2], "big")
+        if pos > n:
+            return False
+        if marker == 0xDA:  # SOS: skip the entropy-coded scan
+            found = _NEXT_MARKER.search(data, pos)
+            if found is None:
+                return False
+            pos = found.start()
 
 
 class DecodedImageSource(ImageSource):
