@@ -364,6 +364,24 @@ def test_uint16_single_band_stretch_is_the_same_for_every_window(tmp_path):
     assert a.min() == 0 and a.max() == 255
 
 
+def test_stretch_of_a_huge_raster_is_measured_on_patches(tmp_path, monkeypatch):
+    import sspnet_cli.inference.sources as sources
+
+    rng = np.random.default_rng(4)
+    data = rng.normal(3000, 500, size=(3, 1200, 1600)).astype(np.int16)
+    path = write_tif(tmp_path / "big16.tif", data)
+    monkeypatch.setattr(sources, "STRETCH_FULL_READ_PIXELS", 1000)  # pretend it is huge
+    reads = []
+    real_raw = sources.RasterSource._raw
+    monkeypatch.setattr(sources.RasterSource, "_raw", lambda self, win, shape, *a: reads.append((win, shape)) or real_raw(self, win, shape, *a))
+    with open_source(path) as src:
+        stretch = src.stretch
+    assert len(reads) == 64 and all(shape is None and win.width == 128 for win, shape in reads)
+    for band in range(3):
+        lo, hi = np.percentile(data[band], [2, 98])
+        assert stretch.lo[band] == pytest.approx(lo, rel=0.02) and stretch.hi[band] == pytest.approx(hi, rel=0.02)
+
+
 def test_rgba_raster_alpha_is_a_mask(tmp_path):
     rgba = np.concatenate([pattern(20, 30).transpose(2, 0, 1), np.full((1, 20, 30), 255, np.uint8)])
     rgba[3, :, :5] = 0

@@ -25,8 +25,10 @@ Decisions:
 * **Stretch**: ``uint8`` data is used as it is. Any other type (``uint16``, ``int16``,
   ``float32``...) is mapped per band linearly from [p2, p98] to [0, 255] and clipped, where p2
   and p98 are the 2nd and 98th percentiles of the band's valid pixels, measured once when the
-  source opens on a decimated read of the whole raster (longest side at most 1024 px, GDAL
-  overviews used when present). Every window of a raster thus uses the same mapping.
+  source opens, on a decimated read of the whole raster (longest side at most 1024 px; GDAL
+  overviews used when present) or, for a raster over 64 Mpx without overviews, on 8 x 8
+  patches of 128 px spread evenly over it (a decimated read would decompress every block).
+  Every window of a raster thus uses the same mapping.
 * **Validity**: a pixel is invalid when the dataset mask or alpha band is 0, when all selected
   bands equal the raster's nodata value (GDAL's rule for a dataset mask: a dark pixel with one
   band at 0 is still valid), or when any selected band is NaN or infinite.
@@ -53,6 +55,10 @@ from sspnet_cli.types import GeoRef, Window
 #: longest side of the decimated read used to measure the stretch
 STRETCH_SAMPLE_SIDE = 1024
 STRETCH_PERCENTILES = (2.0, 98.0)
+#: rasters up to this many pixels (or with overviews) are sampled by one decimated read
+STRETCH_FULL_READ_PIXELS = 64_000_000
+#: otherwise a grid of this many patches per side
+STRETCH_PATCHES = 8
 
 _MAGIC = (
     (b"\xff\xd8\xff", "JPEG"),
@@ -80,14 +86,19 @@ class Stretch:
     hi: tuple[float, float, float]
 
     def apply(self, data: np.ndarray) -> np.ndarray:
-        """``H x W x 3`` numbers -> ``uint8``; NaN becomes 0."""
+        """``H x W x 3`` numbers -> C-contiguous ``uint8``; NaN becomes 0."""
         lo = np.asarray(self.lo, dtype=np.float32)
         scale = np.float32(255.0) / (np.asarray(self.hi, dtype=np.float32) - lo)
-        out = (data.astype(np.float32, copy=False) - lo) * scale
-        np.nan_to_num(out, copy=False, nan=0.0, posinf=255.0, neginf=0.0)
-        np.clip(out, 0.0, 255.0, out=out)
-        out += 0.5
-        return out.astype(np.uint8)
+        out = np.empty(data.shape, np.uint8)
+        # in chunks of rows: the float32 temporary stays small for a band of a huge raster
+        rows = max(1, (1 << 22) // max(1, data.shape[1] * data.shape[2]))
+        for y in range(0, data.shape[0], rows):
+            part = (data[y : y + rows].astype(np.float32) - lo) * scale
+            np.nan_to_num(part, copy=False, nan=0.0, posinf=255.0, neginf=0.0)
+            np.clip(part, 0.0, 255.0, out=part)
+            part += 0.5
+            out[y : y + rows] = part
+        return out
 
 
 def measure_stretch(samples: np.ndarray, valid: Optional[np.ndarray]) -> Stretch:
@@ -453,16 +464,16 @@ class RasterSource(ImageSource):
             self._mask_kind = mask
             self._mask_band = alpha_band if mask == "alpha" else bands[0] if mask == "mask" else None
             dtype = np.dtype(ds.dtypes[bands[0] - 1])
+            if dtype.kind == "c":
+                raise InputError(path, "complex-valued raster (e.g. SAR) is not supported")
             nodata = ds.nodata
             nodata_value = None if nodata is None or (isinstance(nodata, float) and math.isnan(nodata)) else float(nodata)
-            is_float = dtype.kind in "fc"
+            is_float = dtype.kind == "f"
             if mask or nodata_value is not None or is_float:
                 self.nodata = Nodata(value=nodata_value, nan=is_float, mask=mask)
             self._nodata_value = nodata_value
             if any(np.dtype(ds.dtypes[b - 1]) != np.uint8 for b in bands) and self._lut is None:
-                w, h = _overview_shape(self.width, self.height, STRETCH_SAMPLE_SIDE)
-                samples, valid = self._raw(None, (h, w))
-                self.stretch = measure_stretch(samples, valid)
+                self.stretch = measure_stretch(*self._stretch_samples())
             self.georef = _georef_of(ds, self.warnings)
             if self.georef is None:  # e.g. a drone TIFF: EXIF GPS instead of georeferencing
                 self.camera, self.orientation = read_exif(path)
@@ -473,6 +484,28 @@ class RasterSource(ImageSource):
         except Exception as exc:
             self._ds.close()
             raise InputError(path, f"damaged raster (reading failed: {_gdal_failure(exc)})") from None
+
+    def _stretch_samples(self) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """Pixels to measure the stretch on: a decimated read of the whole raster when that is
+        cheap (GDAL overviews, or at most :data:`STRETCH_FULL_READ_PIXELS`); otherwise
+        :data:`STRETCH_PATCHES` x :data:`STRETCH_PATCHES` patches of 128 px on an even grid, since
+        a decimated read without overviews would decompress every block of a huge raster."""
+        from rasterio.windows import Window as RioWindow
+
+        if self._ds.overviews(self._indexes[0]) or self.width * self.height <= STRETCH_FULL_READ_PIXELS:
+            w, h = _overview_shape(self.width, self.height, STRETCH_SAMPLE_SIDE)
+            return self._raw(None, (h, w))
+        size, n = 128, STRETCH_PATCHES
+        parts, masks = [], []
+        for i in range(n):
+            for j in range(n):
+                x = int((j + 0.5) * self.width / n - size / 2)
+                y = int((i + 0.5) * self.height / n - size / 2)
+                win = RioWindow(max(0, x), max(0, y), min(size, self.width), min(size, self.height))
+                data, valid = self._raw(win, None)
+                parts.append(data.reshape(-1, 3))
+                masks.append(np.ones(len(parts[-1]), bool) if valid is None else valid.reshape(-1))
+        return np.concatenate(parts)[None], np.concatenate(masks)[None]
 
     def _palette(self, band: int) -> Optional[np.ndarray]:
         try:
@@ -498,7 +531,9 @@ class RasterSource(ImageSource):
             use_average = average and self._lut is None
             kwargs["resampling"] = Resampling.average if use_average else Resampling.nearest
         data = ds.read(self._indexes, **kwargs)
-        data = np.moveaxis(data, 0, -1)[..., self._pick]
+        data = np.moveaxis(data, 0, -1)  # a view; _finish makes the one C-contiguous copy
+        if self._pick != list(range(len(self._pick))):
+            data = data[..., self._pick]
         valid = None
         if self._nodata_value is not None:
             valid = ~(data == self._nodata_value).all(axis=2)
