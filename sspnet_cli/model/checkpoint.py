@@ -21,7 +21,7 @@ from torch import nn
 
 from sspnet_cli.config import ModelConfig
 from sspnet_cli.errors import SSPNetError
-from sspnet_cli.outputs.atomic import atomic_path
+from sspnet_cli.outputs.atomic import atomic_write
 
 FORMAT = "sspnet-checkpoint"
 VERSION = 1
@@ -50,8 +50,8 @@ def save_checkpoint(
     }
     if train_state is not None:
         payload["train_state"] = train_state
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    with atomic_write(path, "wb") as f:
+        torch.save(payload, f)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

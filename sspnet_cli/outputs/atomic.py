@@ -1,26 +1,107 @@
-"""Atomic file writes: a temporary file in the same folder, renamed over the target at the end."""
+"""Atomic file writes, and the up-front check that an output can be written at all.
+
+An output is written to a temporary file in its own folder, flushed and fsynced, then renamed over
+the target with :func:`os.replace`: readers see the old file or the new one, never half of one.
+If anything raises before the end, the temporary file is removed and the old output (if any) is
+left untouched.
+"""
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import IO, Iterable, Iterator, Optional, Union
+
+from sspnet_cli.errors import SSPNetError
+
+#: result formats :func:`sspnet_cli.outputs.writers.write_results` knows, by suffix
+RESULT_SUFFIXES = (".geojson", ".csv", ".json")
+#: formats of drawn overlay images
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def _default_mode() -> int:
+    # mkstemp creates 0600 files; a new output should get the usual 0666 & ~umask instead
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_NEW_FILE_MODE = _default_mode()
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is
-    removed and ``path`` is untouched."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    os.close(fd)
+def atomic_write(path: Union[str, Path], mode: str = "w", encoding: Optional[str] = "utf-8", newline: Optional[str] = None) -> Iterator[IO]:
+    """Open ``path`` for writing (``mode`` "w" text or "wb" binary) so that it appears whole or
+    not at all. Text mode defaults to UTF-8; ``newline`` is passed to :func:`open`."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write mode must be 'w' or 'wb', got {mode!r}")
+    target = Path(path)
+    folder = target.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:
-        yield Path(tmp)
-        with open(tmp, "rb+") as f:
+        if mode == "wb":
+            f = os.fdopen(fd, "wb")
+        else:
+            f = os.fdopen(fd, "w", encoding=encoding, newline=newline)
+        with f:
+            yield f
+            f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            keep = os.stat(target).st_mode & 0o7777
+        except FileNotFoundError:
+            keep = _NEW_FILE_MODE
+        os.chmod(tmp_name, keep)
+        os.replace(tmp_name, target)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
         raise
+    _fsync_folder(folder)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable (best effort: not every platform can open a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def check_writable(path: Union[str, Path], suffixes: Iterable[str] = RESULT_SUFFIXES) -> Path:
+    """Check, before any work starts, that ``path`` can be written: its suffix is one of
+    ``suffixes`` (case-insensitive), it is not a folder, and its folder exists (or is created
+    now) and accepts new files. Returns the path; raises :class:`SSPNetError` with one line."""
+    target = Path(path)
+    suffixes = tuple(s.lower() for s in suffixes)
+    if target.suffix.lower() not in suffixes:
+        known = ", ".join(suffixes)
+        got = f"{target.suffix!r}" if target.suffix else "no suffix"
+        raise SSPNetError(f"{target}: unknown output format ({got}); use one of {known}")
+    if target.is_dir():
+        raise SSPNetError(f"{target}: is a folder; give a file name")
+    folder = target.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise SSPNetError(f"{target}: cannot create the folder {folder} (a file has that name)") from None
+    except OSError as exc:
+        raise SSPNetError(f"{target}: cannot create the folder {folder} ({exc.strerror or exc})") from None
+    # os.access is unreliable (ACLs, read-only mounts, root): really create and remove a file
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=folder)
+    except OSError as exc:
+        raise SSPNetError(f"{target}: the folder {folder} is not writable ({exc.strerror or exc})") from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+    return target
