@@ -1,0 +1,44 @@
+"""Running the CLI in-process and making small real checkpoints for CLI tests."""
+from __future__ import annotations
+
+import functools
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from sspnet_cli.cli.app import main
+from sspnet_cli.config import ModelConfig, RoIConfig
+from sspnet_cli.model.build import build_from_config
+from sspnet_cli.model.checkpoint import save_checkpoint
+
+
+def run_cli(*args: object) -> int:
+    """Run ``sspnet ARGS`` in this process; returns the exit code."""
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in args])
+    return int(exc.value.code or 0)
+
+
+def small_config(neck: str = "sspnet") -> ModelConfig:
+    return ModelConfig(backbone="resnet18", backbone_norm="bn", frozen_stages=0, neck=neck, neck_channels=32, roi=RoIConfig(fc_dim=128))
+
+
+@functools.lru_cache(maxsize=None)
+def _cached_checkpoint(neck: str) -> Path:
+    torch.manual_seed(0)
+    model = build_from_config(small_config(neck))
+    with torch.no_grad():  # an untrained head that still reports boxes, so outputs have rows
+        model.roi_heads.cls_score.bias.copy_(torch.tensor([-2.0, 2.0]))
+    path = Path(tempfile.mkdtemp(prefix="sspnet-test-")) / f"small-{neck}.pt"
+    save_checkpoint(path, model, meta={"note": "untrained test model"})
+    return path
+
+
+def small_checkpoint(folder: Path, neck: str = "sspnet") -> Path:
+    """An untrained ResNet-18 checkpoint (fast on the CPU) for pipeline tests, copied to ``folder``."""
+    target = folder / f"small-{neck}.pt"
+    shutil.copyfile(_cached_checkpoint(neck), target)
+    return target
