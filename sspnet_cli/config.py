@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal, Type, TypeVar, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Optional, Type, TypeVar, get_args, get_origin, get_type_hints
 
 from sspnet_cli.errors import SSPNetError
 
@@ -158,3 +158,43 @@ def _from_dict(cls: Type[T], data: Any, where: str) -> T:
         else:
             kwargs[name] = value
     return cls(**kwargs)
+
+
+@dataclass
+class TrainConfig:
+    """The training recipe (docs/training.md). ``lr`` None means 0.002 x total batch / 2."""
+
+    epochs: int = 12
+    # official config: 12 epochs, lr x0.1 after epochs 8 and 11 (the paper's 10 epochs with one
+    # step after 8 is ``epochs=10, lr_steps=(8,)``)
+    lr_steps: tuple[int, ...] = (8, 11)
+    max_steps: Optional[int] = None
+    batch_size: int = 2  # per process
+    lr: Optional[float] = None
+    base_lr_per_2: float = 0.002
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup_iters: int = 500
+    warmup_ratio: float = 0.001
+    amp: bool = False
+    workers: int = 2
+    seed: int = 0
+    tile: tuple[int, int] = (640, 512)
+    overlap: int = 30
+    skip_empty_patches: bool = True
+    augment: bool = True
+    val_split: Optional[str] = "valid"
+    log_every: int = 10
+
+    def total_lr(self, world_size: int = 1) -> float:
+        """The learning rate, scaled linearly with the total batch when not given."""
+        if self.lr is not None:
+            return self.lr
+        return self.base_lr_per_2 * self.batch_size * world_size / 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        return _from_dict(cls, data, "train")

@@ -1,0 +1,123 @@
+"""``sspnet train``: the SSPNet training recipe on a TinyPerson / COCO / YOLO dataset."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from sspnet_cli.cli.app import app
+from sspnet_cli.config import AttentionConfig, ModelConfig, TrainConfig, WNSConfig
+from sspnet_cli.errors import SSPNetError
+from sspnet_cli.training.loop import Callbacks, LogInfo, Trainer
+
+err = Console(stderr=True, highlight=False)
+
+
+@app.command()
+def train(
+    data: Path = typer.Argument(..., help="Dataset folder (TinyPerson, COCO or YOLO layout, detected automatically), a COCO JSON or a data.yaml."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder for last.pt, best.pt, metrics.jsonl and config.json. Refused if it exists, unless --resume or --exist-ok."),
+    val_split: str = typer.Option("valid", "--val-split", help="Split validated after every epoch (AP50-tiny picks best.pt); 'none' to skip."),
+    epochs: int = typer.Option(12, help="Epochs; the lr drops x0.1 after epochs 8 and 11 (scaled when fewer/more epochs: see --lr-steps)."),
+    lr_steps: Optional[str] = typer.Option(None, "--lr-steps", help="Epochs after which the lr drops x0.1, e.g. '8,11'. [default: 8,11 for 12 epochs, else 2/3 and 11/12 of the epochs]"),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many iterations (a validation and checkpoint follow). [default: all epochs]"),
+    batch_size: int = typer.Option(2, "--batch-size", help="Patches per iteration per process."),
+    lr: Optional[float] = typer.Option(None, help="Learning rate. [default: 0.002 x total batch / 2]"),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N (under torchrun: each process its cuda:LOCAL_RANK)."),
+    amp: bool = typer.Option(False, "--amp", help="Mixed precision (fp16 autocast + grad scaling) on CUDA. [default: off]"),
+    workers: int = typer.Option(2, help="Data-loading worker processes."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a run exactly from its last.pt (model, optimizer, step, RNG)."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from another checkpoint's weights (fine-tuning); same architecture."),
+    exist_ok: bool = typer.Option(False, "--exist-ok", help="Write into an existing run folder. [default: off]"),
+    backbone: str = typer.Option("resnet50", help="resnet18, resnet34, resnet50, resnet101 or mobilenet_v2."),
+    backbone_weights: str = typer.Option("default", "--backbone-weights", help="ImageNet state-dict file for the backbone, or 'none' (from scratch). [default: the shipped MobileNetV2 file for mobilenet_v2; none for ResNets (not shipped)]"),
+    neck: str = typer.Option("sspnet", help="sspnet (CAM + SEM + SSM) or fpn (the baseline)."),
+    no_wns: bool = typer.Option(False, "--no-wns", help="Sample negatives uniformly instead of by Weighted Negative Sampling. [default: WNS on]"),
+    attention_loss: str = typer.Option("dice+bce", "--attention-loss", help="dice+bce (the paper's) or bce (plain BCE, the ablation)."),
+    anchors: str = typer.Option("default", help="default (the reference's TinyPerson k-means anchors) or kmeans (recomputed on this training set, stored in the checkpoint)."),
+    seed: int = typer.Option(0, help="Seed of patch order, augmentation and initialisation."),
+    deterministic: bool = typer.Option(False, "--deterministic", help="Deterministic kernels (slower; bit-exact repeats on the same machine). [default: off]"),
+) -> int:
+    """Train an SSPNet detector; stop with Ctrl-C and continue with --resume."""
+    if anchors not in ("default", "kmeans"):
+        raise SSPNetError("--anchors must be default or kmeans")
+    model_cfg = ModelConfig(
+        backbone=backbone,
+        neck=neck,
+        wns=WNSConfig(enabled=not no_wns),
+        attention=AttentionConfig(loss=attention_loss),  # type: ignore[arg-type]
+    ).validate()
+    train_cfg = TrainConfig(
+        epochs=epochs,
+        lr_steps=_lr_steps(lr_steps, epochs),
+        max_steps=max_steps,
+        batch_size=batch_size,
+        lr=lr,
+        amp=amp,
+        workers=workers,
+        seed=seed,
+        val_split=None if val_split.lower() == "none" else val_split,
+    )
+    if batch_size < 1 or epochs < 1 or workers < 0:
+        raise SSPNetError("--batch-size and --epochs must be at least 1, --workers at least 0")
+    with _progress() as (progress, callbacks):
+        trainer = Trainer(
+            data, out, train_cfg, model_cfg, device=device, backbone_weights=backbone_weights, anchors=anchors,
+            resume=resume, init=init, exist_ok=exist_ok, deterministic=deterministic, callbacks=callbacks,
+        )
+        result = trainer.run()
+    if result.interrupted:
+        return 130
+    best = "n/a" if result.best_metric in (None, float("-inf")) else f"{result.best_metric:.2f}"
+    err.print(f"done: {result.steps} steps in {result.seconds:.0f} s; best AP50-tiny {best}; checkpoints in {result.run_dir}", markup=False)
+    return 0
+
+
+def _lr_steps(text: Optional[str], epochs: int) -> tuple[int, ...]:
+    if text is None:
+        return (8, 11) if epochs == 12 else tuple(sorted({max(1, round(epochs * 2 / 3)), max(1, round(epochs * 11 / 12))}))
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise SSPNetError(f"--lr-steps must be epoch numbers like 8,11, got {text!r}") from None
+
+
+class _progress:
+    """A rich progress bar fed by the trainer's callbacks."""
+
+    def __enter__(self):
+        cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+        self.progress = Progress(*cols, TextColumn("{task.fields[info]}"), console=err)
+        self.progress.__enter__()
+        self.task = self.progress.add_task("train", total=None, info="")
+
+        def on_start(first: int, total: int) -> None:
+            self.progress.update(self.task, completed=first, total=total)
+
+        def on_log(info: LogInfo) -> None:
+            parts = [f"loss {info.losses.get('loss', 0):.3f}"]
+            for key, short in (("loss_rpn_cls", "rpn"), ("loss_rcnn_cls", "roi"), ("loss_att_dice", "att")):
+                if key in info.losses:
+                    parts.append(f"{short} {info.losses[key]:.3f}")
+            parts += [f"lr {info.lr:.2e}", f"{info.patches_per_s:.1f} patch/s", f"ep {info.epoch}"]
+            self.progress.update(self.task, info=" ".join(parts))
+
+        def on_val(epoch: int, metrics: dict) -> None:
+            ap, mr = metrics.get("AP50_tiny"), metrics.get("MR50_tiny")
+            fmt = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
+            self.progress.console.print(f"epoch {epoch}: AP50-tiny {fmt(ap)}, MR50-tiny {fmt(mr)}", markup=False)
+
+        callbacks = Callbacks(
+            on_start=on_start,
+            on_step=lambda step: self.progress.update(self.task, completed=step),
+            on_log=on_log,
+            on_val=on_val,
+            on_message=lambda text: self.progress.console.print(text, markup=False),
+        )
+        return self.progress, callbacks
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
