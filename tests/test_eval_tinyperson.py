@@ -90,12 +90,41 @@ def test_false_alarm_in_ignore_region_is_ignored_by_iod():
     assert m["AP25_tiny"] == pytest.approx(100.0)
     assert m["AP50_tiny"] == pytest.approx(50.0)
     assert m["AP75_tiny"] == pytest.approx(50.0)
-    # MR: an ignored GT is matched on IoD directly (0.3 >= 0.25 at IoU 0.25). At 0.5 and 0.75 the
-    # benchmark's fallback applies its IoU-to-IoD formula to that IoD, o/(1+o)*(1+A_g/A_d) =
-    # 0.3/1.3*(1+10000/100) = 23.3 > 0.5, so the detection is ignored at every threshold and
-    # the TP gives recall 1 at FPPI 0 -> MR 0 (a true-IoD rule, 0.3 <= 0.5, would give 100).
-    assert m["MR25_tiny"] == 0.0
-    assert m["MR50_tiny"] == 0.0
+
+
+def test_mr_iod_fallback_uses_the_benchmark_formula():
+    # 100 images; in image 1 two tiny GTs (B never detected) and the ignore region. Two false
+    # alarms each 30 % inside the region (0.9, 0.85), then a TP on A (0.8).
+    # MR matches ignored GTs on IoD directly: 0.3 >= 0.25, so at IoU 0.25 both are ignored. At
+    # 0.5 and 0.75 the fallback applies its IoU-to-IoD formula to that IoD:
+    # o/(1+o)*(1+A_g/A_d) = 0.3/1.3*(1+10000/100) = 23.3 > 0.5 -> ignored as well.
+    # Then only the TP counts: recall 0.5 at FPPI 0 -> miss 0.5 at all points -> MR 50.
+    # (With a true-IoD test, 0.3 <= 0.5, they would be FPs: fppi [.01, .02, .02], recall
+    # [0, 0, .5] -> miss 1 at the first two points -> MR = 0.5**(7/9) = 58.3.)
+    half_in_2 = (193, 250, 10, 10)
+    gt = _gt([TINY, TINY_B, REGION], image_ids=[1, 1, 1], images=tuple(range(1, 101)), ignore=[2])
+    m = evaluate_tinyperson(gt, [_det(HALF_IN, 0.9), _det(half_in_2, 0.85), _det(TINY, 0.8)]).metrics
+    for iou in (25, 50, 75):
+        assert m[f"MR{iou}_tiny"] == pytest.approx(50.0)
+    # AP for comparison: ignored at 0.25 (51 recall points at precision 1); at 0.5 two FPs come
+    # before the TP: precision 1/3 up to recall 0.5.
+    assert m["AP25_tiny"] == pytest.approx(100 * 51 / 101)
+    assert m["AP50_tiny"] == pytest.approx(100 * 51 / 303)
+
+
+def test_ap_uses_up_an_ignored_gt_once_matched():
+    # An ignore-flagged 10 px box whose ``area`` field says 1, two detections exactly on it
+    # (0.9, 0.85), then a TP on a regular GT (0.8).
+    # Detection 1 matches the ignored GT (IoU 1) and uses it up. Detection 2 finds it taken and
+    # falls back to the IoD formula with the area field: 1/(1+1)*(1+1/100) = 0.505.
+    # IoU 0.5: 0.505 >= 0.5 -> ignored -> only the TP -> AP 100.
+    # IoU 0.75: 0.505 < 0.75 -> FP before the TP -> precision 0.5 -> AP 50.
+    # MR never uses up ignored GTs: detection 2 matches it again on IoD 1 -> MR 0.
+    gt = _gt([TINY, TINY_B], ignore=[1])
+    gt["annotations"][1]["area"] = 1.0
+    m = evaluate_tinyperson(gt, [_det(TINY_B, 0.9), _det(TINY_B, 0.85), _det(TINY, 0.8)]).metrics
+    assert m["AP50_tiny"] == pytest.approx(100.0)
+    assert m["AP75_tiny"] == pytest.approx(50.0)
     assert m["MR75_tiny"] == 0.0
 
 
