@@ -8,8 +8,10 @@ use_iod_for_ignore=True)`` with ``Params.EVAL_STRANDARD = 'tiny'``; ``stats`` x 
 runs it (``filter_type='size'``, IoD for ignore, ignore uncertain, IoUs 0.25/0.5/0.75, the MR
 of each setup computed as its ``summarize`` does, x 100), on the output of ``seeded_case()``
 written to JSON. The only edits to that code were for numpy 2 (``np.float`` -> ``np.float64``,
-an integer count for ``np.linspace``). The same comparison over 700 further random cases found
-no difference at all (every metric equal to the last bit).
+an integer count for ``np.linspace``). The same comparison, run outside the test suite, over 700
+further random cases of this kind (1-160 images, up to 1,100 detections per image), 3 cases of
+30 frames x 1,000 detections and every hand-built case of test_eval_tinyperson.py found no
+difference at all: every metric equal to the last bit.
 """
 from __future__ import annotations
 

@@ -329,3 +329,11 @@ def test_other_categories_and_stray_annotations_are_left_out_with_a_warning():
     assert result.num_gt == 1 and result.num_detections == 1
     assert any("not listed in 'images'" in w for w in result.warnings)
     assert any("categories other than 1" in w for w in result.warnings)
+
+
+def test_shared_annotation_ids_are_evaluated_separately_with_a_warning():
+    gt = _gt([TINY, TINY_B])
+    gt["annotations"][1]["id"] = 1
+    result = evaluate_tinyperson(gt, [_det(TINY, 0.9), _det(TINY_B, 0.8)])
+    assert result.metrics["AP50_tiny"] == pytest.approx(100.0)
+    assert any("share an id" in w for w in result.warnings)

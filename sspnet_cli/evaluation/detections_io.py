@@ -19,10 +19,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from collections.abc import Mapping
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from sspnet_cli.errors import InputError, SSPNetError
-from sspnet_cli.evaluation.inputs import box_problem, pack_ground_truth, score_problem
+from sspnet_cli.evaluation.inputs import box_problem, hashable, pack_ground_truth, score_problem
 
 PathLike = Union[str, Path]
 
@@ -75,7 +75,7 @@ def load_detections(path: PathLike, gt: Mapping[str, Any], category_id: int = 1)
     data = _read_json(path)
     gt_ids = {im["id"] for im in gt.get("images", []) if isinstance(im, Mapping) and "id" in im}
     if isinstance(data, list):
-        return _from_records(path, data, lambda i: i if _in(i, gt_ids) else None, category_id)
+        return _from_records(path, data, lambda i: i if hashable(i) and i in gt_ids else None, category_id)
     if isinstance(data, dict) and isinstance(data.get("images"), list) and isinstance(data.get("annotations"), list):
         mapping, left_out, warnings = _match_images(path, data["images"], gt)
         if data["images"] and not mapping:
@@ -88,17 +88,10 @@ def load_detections(path: PathLike, gt: Mapping[str, Any], category_id: int = 1)
     raise InputError(path, "is neither a COCO results list nor an sspnet detection file ({'images', 'annotations'})")
 
 
-def _in(value: Any, ids: set[Any]) -> bool:
-    try:
-        return value in ids
-    except TypeError:  # unhashable
-        return False
-
-
 def _from_records(
     path: PathLike,
     records: list[Any],
-    to_gt_id: Any,
+    to_gt_id: Callable[[Any], Any],
     category_id: int,
     warnings: Optional[list[str]] = None,
 ) -> LoadedDetections:
@@ -110,17 +103,17 @@ def _from_records(
     for i, rec in enumerate(records):
         problem = None
         if not isinstance(rec, dict):
-            problem = "is not an object"
+            problem = "must be an object"
         elif rec.get("category_id", category_id) != category_id:
             continue
         elif "image_id" not in rec:
-            problem = "has no 'image_id'"
+            problem = "needs an 'image_id'"
         else:
             problem = box_problem(rec.get("bbox")) or score_problem(rec.get("score"))
         if problem:
             bad += 1
             if bad <= _MAX_RECORD_WARNINGS:
-                warnings.append(f"{path}: detection #{i} {problem}; left out")
+                warnings.append(f"{path}: detection #{i}: {problem}; left out")
             continue
         try:
             gt_id = to_gt_id(rec["image_id"])
@@ -175,7 +168,7 @@ def _match_images(
         if not isinstance(im, Mapping) or "id" not in im or not isinstance(im.get("file_name"), str):
             warnings.append(f"{path}: image #{i} needs an 'id' and a 'file_name'; its detections are left out")
             continue
-        if not _hashable(im["id"]):
+        if not hashable(im["id"]):
             warnings.append(f"{path}: image #{i} has an unusable id {im['id']!r}; its detections are left out")
             continue
         gt_id = _lookup(_norm(im["file_name"]), by_path, by_base)
@@ -197,14 +190,6 @@ def _match_images(
             f"{path}: {len(unmatched)} image(s) match no ground-truth image by file name and are left out ({examples})"
         )
     return mapping, left_out, warnings
-
-
-def _hashable(value: Any) -> bool:
-    try:
-        hash(value)
-    except TypeError:
-        return False
-    return True
 
 
 def _lookup(name: str, by_path: dict[str, Any], by_base: dict[str, list[Any]]) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections import Counter
 from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional
@@ -111,10 +112,14 @@ def pack_ground_truth(gt: Mapping[str, Any], category_id: int = 1) -> tuple[Grou
     try:
         image_ids = sorted(set(ids))
     except TypeError:
-        raise SSPNetError("ground-truth image ids must all be of one type (all numbers or all strings)") from None
+        raise SSPNetError("ground-truth image ids must be numbers or strings, all of one kind") from None
     index = {im_id: k for k, im_id in enumerate(image_ids)}
 
-    rows: list[tuple[int, list[float], float, bool, bool, bool, bool]] = []
+    img: list[int] = []
+    boxes: list[list[float]] = []
+    areas: list[float] = []
+    flags: list[tuple[bool, bool, bool, bool]] = []  # ignore, uncertain, iscrowd, id == 0
+    ann_ids: list[Any] = []
     outside = other_cat = 0
     for i, ann in enumerate(anns):
         where = f"ground-truth annotation #{i}"
@@ -125,7 +130,7 @@ def pack_ground_truth(gt: Mapping[str, Any], category_id: int = 1) -> tuple[Grou
             continue
         if "image_id" not in ann:
             raise SSPNetError(f"{where}: needs an 'image_id'")
-        k = index.get(ann["image_id"]) if _hashable(ann["image_id"]) else None
+        k = index.get(ann["image_id"]) if hashable(ann["image_id"]) else None
         if k is None:
             outside += 1
             continue
@@ -135,41 +140,48 @@ def pack_ground_truth(gt: Mapping[str, Any], category_id: int = 1) -> tuple[Grou
             area = box[2] * box[3]
         elif isinstance(area, bool) or not isinstance(area, (int, float)) or not math.isfinite(area) or area < 0:
             raise SSPNetError(f"{where}: 'area' must be a finite number >= 0, got {area!r}")
-        rows.append(
-            (
-                k,
-                box,
-                float(area),
-                _flag(ann.get("ignore"), where, "ignore"),
-                _flag(ann.get("uncertain"), where, "uncertain"),
-                _flag(ann.get("iscrowd"), where, "iscrowd"),
-                ann.get("id", None) == 0 and not isinstance(ann.get("id"), bool),
-            )
-        )
+        ann_id = ann.get("id")
+        ann_ids.append(ann_id)
+        img.append(k)
+        boxes.append(box)
+        areas.append(float(area))
+        flags.append((
+            _flag(ann.get("ignore"), where, "ignore"),
+            _flag(ann.get("uncertain"), where, "uncertain"),
+            _flag(ann.get("iscrowd"), where, "iscrowd"),
+            ann_id == 0 and not isinstance(ann_id, bool),
+        ))
     warnings = []
+    seen_ids = Counter(i for i in ann_ids if i is not None and hashable(i))
+    shared = sum(n for n in seen_ids.values() if n > 1)
+    if shared:
+        warnings.append(
+            f"{shared} ground-truth annotations share an id with another; each is evaluated "
+            "(TinyBenchmark's code, which indexes annotations by id, would not)"
+        )
     if outside:
         warnings.append(f"{outside} ground-truth annotation(s) refer to images not listed in 'images' and were left out")
     if other_cat:
         warnings.append(f"{other_cat} ground-truth annotation(s) of categories other than {category_id} were left out")
 
-    img = np.array([r[0] for r in rows], dtype=np.int64)
-    order = np.argsort(img, kind="stable")
-    boxes = np.array([r[1] for r in rows], dtype=np.float64).reshape(-1, 4)
-    cols = [np.array([r[j] for r in rows], dtype=dt) for j, dt in ((2, np.float64), (3, bool), (4, bool), (5, bool), (6, bool))]
+    img_arr = np.array(img, dtype=np.int64)
+    order = np.argsort(img_arr, kind="stable")
+    flag_arr = np.array(flags, dtype=bool).reshape(-1, 4)[order]
     arrays = GroundTruthArrays(
         image_ids=image_ids,
-        img=img[order],
-        boxes=boxes[order],
-        area=cols[0][order],
-        ignore=cols[1][order],
-        uncertain=cols[2][order],
-        crowd=cols[3][order],
-        id_is_zero=cols[4][order],
+        img=img_arr[order],
+        boxes=np.array(boxes, dtype=np.float64).reshape(-1, 4)[order],
+        area=np.array(areas, dtype=np.float64)[order],
+        ignore=flag_arr[:, 0],
+        uncertain=flag_arr[:, 1],
+        crowd=flag_arr[:, 2],
+        id_is_zero=flag_arr[:, 3],
     )
     return arrays, warnings
 
 
-def _hashable(value: Any) -> bool:
+def hashable(value: Any) -> bool:
+    """Whether ``value`` can be a dict key (image ids from JSON can be lists or objects)."""
     try:
         hash(value)
     except TypeError:
@@ -223,7 +235,7 @@ def _pack_detections_checked(
         if det.get("category_id", category_id) != category_id:
             continue
         im_id = det.get("image_id")
-        k = index.get(im_id) if _hashable(im_id) else None
+        k = index.get(im_id) if hashable(im_id) else None
         if k is None:
             raise SSPNetError(f"{where}: image_id {im_id!r} is not an image of the ground truth")
         score = det.get("score")

@@ -22,14 +22,33 @@ MR (TinyBenchmark's modified CityPersons ``eval_MR_multisetup.py`` with ``filter
 - FPPI = false positives / number of ground-truth images (all of them); recall is read at 9
   FPPI points, log-spaced from 0.01 to 1, and MR = exp(mean(log(1 - recall))).
 
-One quirk shared by both: a match is recorded as the ground truth's annotation id and an id of
-0 reads as "unmatched", so a detection matched to an annotation with id 0 counts as a false
-positive (or is ignored if its own size is outside an AP range). Replicated; ids are rarely 0.
+Quirks kept (see ``matching.py`` for the matching order and tie-breaks):
+- The IoD of the fallbacks is computed from the overlap the code matched on, as
+  ``o / (1 + o) * (1 + area_gt / area_det)`` with the annotation's ``area`` field. For AP that
+  is the true IoD when ``area`` = w*h. MR has already replaced the IoU of ignored ground truths
+  by their IoD (as AP does for crowd boxes), so the formula turns an IoD of 0.3 with a 100x
+  larger ignore region into 23: MR's "> 0.5" test then passes for nearly any detection that
+  touches an ignored box much larger than itself.
+- Where even the first detection lies past an FPPI point, MR reads the final recall there
+  (a -1 index; see ``_miss_rate``).
+- A match is recorded as the ground truth's annotation id and an id of 0 reads as "unmatched",
+  so a detection matched to an annotation with id 0 counts as a false positive (or is ignored
+  if its own size is outside an AP range). Ids are rarely 0.
+- Precision is tp / (tp + fp + eps), so with very few true positives a perfect AP comes out a
+  hair under 100 (99.99999999999999).
+
+Where the reference cannot run, this code decides: ``area``, ``iscrowd``, ``ignore`` and
+``uncertain`` may be missing (w*h, false, false, false); an empty detection list gives AP 0 and
+MR 100 (the reference's own no-detection path); a detection on an image the ground truth does
+not list is an error (the reference asserts). Annotations sharing an id are evaluated as
+separate annotations (the reference indexes them by id and would evaluate one of them twice and
+lose the other) with a warning. MR's optional per-annotation ``size``/``height``/``vis`` fields
+(absent from TinyPerson) are not read: size is always sqrt(area).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
