@@ -10,7 +10,7 @@ detection takes, among the ground truths still available,
 
 "Best" is the largest overlap; on ties the one listed last in the image's annotations wins
 (the reference loop replaces its candidate on ``>=``). The IoD of step 3 is the reference's
-``IoD_by_IoU``: ``o / (1 + o) * (1 + area_g / area_d)`` with ``o`` the overlap used for matching
+``IOD_by_IOU``: ``o / (1 + o) * (1 + area_g / area_d)`` with ``o`` the overlap used for matching
 and ``area_g`` the annotation's ``area`` field. It equals the true IoD when ``o`` is an IoU and
 ``area_g`` is w*h; where the reference feeds it something else (an overlap that is already an
 IoD, or an ``area`` field that is not w*h) the same formula is used, so the numbers agree.
@@ -19,8 +19,8 @@ The settings differ in which ground truths are ignored, which overlap they match
 ground truths a match uses up and which detections take part; see ``MatchSetup``.
 
 The only state is which ground truths are used up, and ground truths never span images, so the
-k-th detection of every image can be processed together: the loop runs over ranks, each step a
-few dozen numpy operations over the overlapping pairs of that rank in all images and all
+k-th overlapping detection of every image can be processed together: one loop step per rank,
+a few dozen numpy operations over the overlapping pairs of that rank in all images and all
 settings.
 """
 from __future__ import annotations
