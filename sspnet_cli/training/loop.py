@@ -358,7 +358,7 @@ class Trainer:
         metrics: dict[str, Any] = {}
         if self.ctx.is_main:
             if self.val_set is not None and len(self.val_set):
-                from sspnet_cli.evaluation.api import evaluate_model  # local: evaluation is heavy to import
+                from sspnet_cli.api import evaluate_model  # local: api imports the inference engine
 
                 self.model.eval()
                 metrics = evaluate_model(self.model, self.val_set, self.ctx.device)
