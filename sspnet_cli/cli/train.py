@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sspnet_cli.cli.app import app
 from sspnet_cli.config import AttentionConfig, ModelConfig, TrainConfig, WNSConfig
 from sspnet_cli.errors import SSPNetError
+from sspnet_cli.inference.tiling import parse_tile
 from sspnet_cli.training.loop import Callbacks, LogInfo, Trainer
 
 err = Console(stderr=True, highlight=False)
@@ -35,6 +36,8 @@ def train(
     backbone: str = typer.Option("resnet50", help="resnet18, resnet34, resnet50, resnet101 or mobilenet_v2."),
     backbone_weights: str = typer.Option("default", "--backbone-weights", help="ImageNet state-dict file for the backbone, or 'none' (from scratch). [default: the shipped MobileNetV2 file for mobilenet_v2; none for ResNets (not shipped)]"),
     neck: str = typer.Option("sspnet", help="sspnet (CAM + SEM + SSM) or fpn (the baseline)."),
+    neck_channels: int = typer.Option(256, "--neck-channels", help="Channels of the pyramid (256 in the paper; fewer for a lighter, faster model)."),
+    tile: str = typer.Option("640x512", help="Training patch size WIDTHxHEIGHT (patches overlap by 30 px)."),
     no_wns: bool = typer.Option(False, "--no-wns", help="Sample negatives uniformly instead of by Weighted Negative Sampling. [default: WNS on]"),
     attention_loss: str = typer.Option("dice+bce", "--attention-loss", help="dice+bce (the paper's) or bce (plain BCE, the ablation)."),
     anchors: str = typer.Option("default", help="default (the reference's TinyPerson k-means anchors) or kmeans (recomputed on this training set, stored in the checkpoint)."),
@@ -47,6 +50,7 @@ def train(
     model_cfg = ModelConfig(
         backbone=backbone,
         neck=neck,
+        neck_channels=neck_channels,
         wns=WNSConfig(enabled=not no_wns),
         attention=AttentionConfig(loss=attention_loss),  # type: ignore[arg-type]
     ).validate()
@@ -59,6 +63,7 @@ def train(
         amp=amp,
         workers=workers,
         seed=seed,
+        tile=parse_tile(tile),
         val_split=None if val_split.lower() == "none" else val_split,
     )
     if batch_size < 1 or epochs < 1 or workers < 0:
@@ -89,8 +94,8 @@ class _progress:
     """A rich progress bar fed by the trainer's callbacks."""
 
     def __enter__(self):
-        cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-        self.progress = Progress(*cols, TextColumn("{task.fields[info]}"), console=err)
+        cols = (TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+        self.progress = Progress(*cols, TextColumn("{task.fields[info]}"), console=err, expand=False)
         self.progress.__enter__()
         self.task = self.progress.add_task("train", total=None, info="")
 

@@ -1,0 +1,102 @@
+"""Training: the loss falls, checkpoints appear, resume is bit-exact, DDP runs, runs are safe."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from cli_helpers import run_cli, small_config
+from sspnet_cli.config import TrainConfig
+from sspnet_cli.data import write_synthetic_dataset
+from sspnet_cli.errors import SSPNetError
+from sspnet_cli.model.checkpoint import read_checkpoint
+from sspnet_cli.training.loop import Trainer
+from sspnet_cli.training.schedule import lr_factor
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    return write_synthetic_dataset(root / "ds", layout="tinyperson", splits={"train": 4, "valid": 1}, size=(256, 192), seed=0)
+
+
+def train_cfg(**kw) -> TrainConfig:
+    base = dict(epochs=3, max_steps=None, batch_size=2, workers=0, tile=(192, 160), overlap=30, val_split=None, log_every=1, warmup_iters=2)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_lr_schedule_warmup_and_steps():
+    assert lr_factor(0, 10, 5, 0.001, (2,)) == pytest.approx(0.001)
+    assert lr_factor(5, 10, 5, 0.001, (2,)) == 1.0
+    assert lr_factor(19, 10, 5, 0.001, (2,)) == 1.0
+    assert lr_factor(20, 10, 5, 0.001, (2, 3)) == pytest.approx(0.1)
+    assert lr_factor(35, 10, 5, 0.001, (2, 3)) == pytest.approx(0.01)
+
+
+def test_training_lowers_the_loss_and_writes_checkpoints(tmp_path, dataset):
+    run = tmp_path / "run"
+    result = Trainer(dataset, run, train_cfg(epochs=4, lr=0.01, val_split="valid"), small_config(), device="cpu").run()
+    assert (run / "last.pt").exists() and (run / "best.pt").exists() and (run / "config.json").exists()
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records if "loss" in r]
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
+    assert any("val" in r and "AP50_tiny" in r["val"] for r in records)
+    assert {"loss_rpn_cls", "loss_rcnn_box", "loss_att_dice", "lr", "patches_per_s"} <= set(records[0])
+    best = read_checkpoint(run / "best.pt")
+    assert "train_state" not in best and best["meta"]["step"] > 0
+    assert result.steps == 4 * json.loads((run / "config.json").read_text())["iters_per_epoch"]
+
+
+def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, dataset):
+    cfg = dict(epochs=2, lr=0.01)
+    Trainer(dataset, tmp_path / "a", train_cfg(**cfg), small_config(), device="cpu", deterministic=True).run()
+    Trainer(dataset, tmp_path / "b", train_cfg(max_steps=3, **cfg), small_config(), device="cpu", deterministic=True).run()
+    assert read_checkpoint(tmp_path / "b" / "last.pt")["train_state"]["step"] == 3
+    Trainer(dataset, tmp_path / "b", train_cfg(**cfg), small_config(), device="cpu", resume=tmp_path / "b" / "last.pt", deterministic=True).run()
+    a = read_checkpoint(tmp_path / "a" / "last.pt")
+    b = read_checkpoint(tmp_path / "b" / "last.pt")
+    assert a["train_state"]["step"] == b["train_state"]["step"]
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
+
+
+def test_existing_run_folder_is_refused(tmp_path, dataset):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "last.pt").write_bytes(b"x")
+    with pytest.raises(SSPNetError, match="already exists"):
+        Trainer(dataset, tmp_path / "run", train_cfg(max_steps=1), small_config(), device="cpu").run()
+
+
+def test_kmeans_anchors_go_into_the_checkpoint(tmp_path, dataset):
+    Trainer(dataset, tmp_path / "k", train_cfg(max_steps=1), small_config(), device="cpu", anchors="kmeans").run()
+    cfg = read_checkpoint(tmp_path / "k" / "last.pt")["config"]
+    assert tuple(cfg["anchors"]["scales"]) != (1.5, 2.5, 3.7, 8.0) and len(cfg["anchors"]["scales"]) == 4
+
+
+def test_cli_train_then_detect_loads_the_checkpoint(tmp_path, dataset):
+    run = tmp_path / "cli-run"
+    args = ["train", dataset, "--out", run, "--backbone", "resnet18", "--neck-channels", "32", "--tile", "192x160",
+            "--max-steps", "2", "--device", "cpu", "--workers", "0", "--val-split", "none"]
+    assert run_cli(*args) == 0
+    assert run_cli(*args) == 2  # the run folder exists now
+    frame = next((Path(dataset) / "train").rglob("*.jpg"))
+    assert run_cli("detect", frame, "--weights", run / "last.pt", "--out", tmp_path / "d.csv", "--device", "cpu") == 0
+    assert run_cli("info", "--weights", run / "best.pt", "--json") == 0
+
+
+def test_two_process_ddp_smoke_run_with_gloo(tmp_path, dataset):
+    run = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
+           "-m", "sspnet_cli", "train", str(dataset), "--out", str(run), "--backbone", "resnet18", "--neck-channels", "32",
+           "--tile", "192x160", "--batch-size", "1", "--max-steps", "2", "--device", "cpu", "--workers", "0", "--val-split", "none"]
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    ckpt = read_checkpoint(run / "last.pt")
+    assert ckpt["meta"]["world_size"] == 2 and ckpt["train_state"]["step"] == 2
