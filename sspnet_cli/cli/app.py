@@ -63,6 +63,12 @@ def main(argv: Optional[list[str]] = None) -> None:
             raise
         err.print(f"error: {exc}", markup=False)
         code = 2
+    except OSError as exc:  # a full disk, a vanished folder: say which file and what the OS said
+        if _debug["on"]:
+            raise
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        err.print(f"error: {where}{exc.strerror or exc} (nothing was left half-written)", markup=False)
+        code = 2
     except Exception as exc:  # an unexpected failure still gets one line unless --debug
         if _debug["on"]:
             raise

@@ -36,6 +36,7 @@ Decisions:
 from __future__ import annotations
 
 import math
+import os
 import queue
 import re
 import threading
@@ -389,7 +390,14 @@ class DecodedImageSource(InMemorySource):
 # GDAL rasters through rasterio, read window by window
 
 
+#: GDAL's block cache, in MB, unless the user sets GDAL_CACHEMAX: GDAL's own default (5 % of RAM)
+#: fills up as bands of a huge raster stream past and made a 20,000 x 20,000 run grow past 2 GB;
+#: 256 MB holds about eight full-width tile rows of such a raster.
+GDAL_CACHE_MB = 256
+
+
 def _rasterio():
+    os.environ.setdefault("GDAL_CACHEMAX", str(GDAL_CACHE_MB))  # read by GDAL at its first block read
     import rasterio  # imported lazily: plain-photo runs never pay for GDAL's start-up
 
     return rasterio
