@@ -43,10 +43,12 @@ def _register() -> None:
 
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point of the ``sspnet`` script and ``python -m sspnet_cli``."""
-    _register()
-    command = typer.main.get_command(app)
     try:
+        _register()
+        command = typer.main.get_command(app)
         code = command.main(args=argv, prog_name="sspnet", standalone_mode=False)
+        if code == 130:  # typer turns Ctrl-C into Exit(130), which click returns
+            err.print("interrupted")
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.exceptions.Abort:

@@ -5,11 +5,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from sspnet_cli.cli.app import app
+from sspnet_cli.cli.app import app, err
 from sspnet_cli.cli.options import parse_batch_size, parse_bands, parse_scales
 from sspnet_cli.errors import SSPNetError
 from sspnet_cli.inference.engine import Detector, Failure, RunStats
@@ -20,7 +19,6 @@ from sspnet_cli.outputs import check_writable, write_results
 from sspnet_cli.outputs.overlay import save_overlay
 from sspnet_cli.types import ImageResult
 
-err = Console(stderr=True, highlight=False)
 
 
 @app.command()
@@ -90,7 +88,7 @@ def _run_with_progress(detector: Detector, paths: list[Path]) -> tuple[list[Imag
     failures: list[Failure] = []
     stats = RunStats()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=False) as progress:
+    with Progress(*columns, console=err, transient=False, redirect_stdout=False, redirect_stderr=False) as progress:
         images = progress.add_task("images", total=len(paths))
         tiles = progress.add_task("tiles", total=0)
         on_frame = lambda name, n: progress.update(tiles, total=(progress.tasks[tiles].total or 0) + n)  # noqa: E731

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table as RichTable
 
 from sspnet_cli.api import EVAL_SCORE_FLOOR, evaluate_detector
-from sspnet_cli.cli.app import app
+from sspnet_cli.cli.app import app, err
 from sspnet_cli.cli.options import parse_batch_size, parse_scales
 from sspnet_cli.data import detect_layout, open_dataset
 from sspnet_cli.errors import SSPNetError
@@ -22,7 +22,6 @@ from sspnet_cli.inference.tiling import parse_tile
 from sspnet_cli.outputs.atomic import atomic_write, check_writable
 
 out_console = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
 
 
 def evaluate(
@@ -63,7 +62,7 @@ def evaluate(
             batch_size=parse_batch_size(batch_size), half=half, scales=parse_scales(scales),
         )
         cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*cols, console=err) as progress:
+        with Progress(*cols, console=err, redirect_stdout=False, redirect_stderr=False) as progress:
             task = progress.add_task(f"detect {dataset.split}", total=0)
             report = evaluate_detector(
                 detector, dataset,

@@ -5,16 +5,14 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from sspnet_cli.cli.app import app
+from sspnet_cli.cli.app import app, err
 from sspnet_cli.config import AttentionConfig, ModelConfig, TrainConfig, WNSConfig
 from sspnet_cli.errors import SSPNetError
 from sspnet_cli.inference.tiling import parse_tile
 from sspnet_cli.training.loop import Callbacks, LogInfo, Trainer
 
-err = Console(stderr=True, highlight=False)
 
 
 @app.command()
@@ -95,7 +93,7 @@ class _progress:
 
     def __enter__(self):
         cols = (TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-        self.progress = Progress(*cols, TextColumn("{task.fields[info]}"), console=err, expand=False)
+        self.progress = Progress(*cols, TextColumn("{task.fields[info]}"), console=err, expand=False, redirect_stdout=False, redirect_stderr=False)
         self.progress.__enter__()
         self.task = self.progress.add_task("train", total=None, info="")
 

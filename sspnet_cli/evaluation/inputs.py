@@ -120,7 +120,9 @@ def pack_ground_truth(gt: Mapping[str, Any], category_id: int = 1) -> tuple[Grou
     areas: list[float] = []
     flags: list[tuple[bool, bool, bool, bool]] = []  # ignore, uncertain, iscrowd, id == 0
     ann_ids: list[Any] = []
-    outside = other_cat = 0
+    outside: list[str] = []
+    degenerate: list[str] = []
+    other_cat = 0
     for i, ann in enumerate(anns):
         where = f"ground-truth annotation #{i}"
         if not isinstance(ann, Mapping):
@@ -132,9 +134,12 @@ def pack_ground_truth(gt: Mapping[str, Any], category_id: int = 1) -> tuple[Grou
             raise SSPNetError(f"{where}: needs an 'image_id'")
         k = index.get(ann["image_id"]) if hashable(ann["image_id"]) else None
         if k is None:
-            outside += 1
+            outside.append(f"#{i} (id {ann.get('id')!r}, image_id {ann['image_id']!r})")
             continue
         box = _box(ann.get("bbox"), where)
+        if box[2] <= 0 or box[3] <= 0:
+            # kept, as the benchmark keeps them: a zero-area box lies outside every size range
+            degenerate.append(f"#{i} (id {ann.get('id')!r}, bbox {ann.get('bbox')!r})")
         area = ann.get("area")
         if area is None:
             area = box[2] * box[3]
@@ -160,7 +165,12 @@ def pack_ground_truth(gt: Mapping[str, Any], category_id: int = 1) -> tuple[Grou
             "(TinyBenchmark's code, which indexes annotations by id, would not)"
         )
     if outside:
-        warnings.append(f"{outside} ground-truth annotation(s) refer to images not listed in 'images' and were left out")
+        warnings.append(
+            f"{len(outside)} ground-truth annotation(s) refer to images not listed in 'images' and were left out: "
+            + _first(outside)
+        )
+    if degenerate:
+        warnings.append(f"{len(degenerate)} ground-truth annotation(s) have zero width or height: " + _first(degenerate))
     if other_cat:
         warnings.append(f"{other_cat} ground-truth annotation(s) of categories other than {category_id} were left out")
 
@@ -178,6 +188,10 @@ def pack_ground_truth(gt: Mapping[str, Any], category_id: int = 1) -> tuple[Grou
         id_is_zero=flag_arr[:, 3],
     )
     return arrays, warnings
+
+
+def _first(items: list[str], n: int = 5) -> str:
+    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
 
 
 def hashable(value: Any) -> bool:
