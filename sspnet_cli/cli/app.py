@@ -7,6 +7,7 @@ fatal problem (nothing could be done); 130 interrupted (Ctrl-C). Errors print as
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import Optional
 
@@ -41,8 +42,15 @@ def _register() -> None:
     from sspnet_cli.cli import detect, evaluate, info, train  # noqa: F401
 
 
+def _stopped_by_torchrun(signum: int, frame: object) -> None:
+    raise SSPNetError("stopped: another process of this torchrun job failed, so this one stops too; no output was written")
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point of the ``sspnet`` script and ``python -m sspnet_cli``."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # torchrun stops the survivors with SIGTERM when one process dies: say so in one line
+        signal.signal(signal.SIGTERM, _stopped_by_torchrun)
     try:
         _register()
         command = typer.main.get_command(app)

@@ -13,12 +13,13 @@ import contextlib
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional, Union
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from torch import nn
 
+from sspnet_cli.distributed import resolve_device
 from sspnet_cli.errors import InputError, SSPNetError
 from sspnet_cli.inference.background import background
 from sspnet_cli.inference.merge import merge_frame, tile_to_frame
@@ -26,7 +27,7 @@ from sspnet_cli.inference.sources import ImageSource, array_source, open_source
 from sspnet_cli.inference.tiling import window_grid
 from sspnet_cli.inference.weights import resolve_weights
 from sspnet_cli.model.checkpoint import load_model
-from sspnet_cli.types import ImageResult, Window
+from sspnet_cli.types import Detections, ImageResult, Window
 
 # Measured on a 2-core CPU: batching tiles makes CPU inference slower, so CPUs take one tile per
 # forward; on CUDA a batch keeps the GPU busy (benchmarks/bench_detect.py).
@@ -46,6 +47,7 @@ class DetectOptions:
     half: bool = False
     scales: tuple[float, ...] = (1.0,)
     bands: Optional[tuple[int, ...]] = None
+    heatmaps: bool = False  # also return the SSPNet attention maps, stitched per frame
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -83,33 +85,50 @@ class RunStats:
         return self.megapixels / self.seconds if self.seconds > 0 else 0.0
 
 
-@dataclass
-class _Frame:
+@dataclass(frozen=True)
+class WorkUnit:
+    """A piece of a detection job: the tile rows ``rows`` = [start, stop) of one image's window
+    grid (all rows when None). Results come out in ``index`` order."""
+
     index: int
+    image: Union[str, Path, np.ndarray]
+    rows: Optional[tuple[int, int]] = None
+
+
+@dataclass
+class UnitResult:
+    """What a unit produced: the frame's description and, per tile of the unit (window order),
+    its detections in frame pixels with the flags merging needs. Tensors are on the CPU."""
+
+    unit: WorkUnit
+    name: str
+    width: int
+    height: int
+    windows: list[Window]
+    parts: list[tuple[Detections, torch.Tensor, int]]
+    georef: Optional[Any] = None
+    camera: Optional[dict] = None
+    warnings: list[str] = field(default_factory=list)
+    attention: Optional[dict[str, np.ndarray]] = None  # level -> frame-sized map (this unit's rows filled)
+    tiles: int = 0
+
+
+@dataclass
+class _Unit:
+    unit: WorkUnit
     name: str
     source: ImageSource
-    windows: list[Window]
+    windows: list[Window]  # the whole frame's grid
+    mine: list[int]  # indices of the windows this unit covers
     remaining: int
     bands_done: bool = False
     parts: list = field(default_factory=list)
+    attention: Optional[dict[str, np.ndarray]] = None
 
 
-def resolve_device(device: str) -> torch.device:
-    """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise SSPNetError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise SSPNetError(f"device {device} asked for, but no CUDA GPU is available here")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise SSPNetError(f"device {device} asked for, but only {torch.cuda.device_count()} GPU(s) exist")
-    elif dev.type != "cpu":
-        raise SSPNetError(f"unsupported device {device!r}; use auto, cpu, cuda or cuda:N")
-    return dev
+def unit_rows(windows: list[Window]) -> list[int]:
+    """The distinct tile-row offsets (y) of a window grid, top to bottom."""
+    return sorted({w.y for w in windows})
 
 
 class Detector:
@@ -173,91 +192,133 @@ class Detector:
         each. For progress bars: ``on_frame(name, n_tiles)`` when a frame opens and
         ``on_tiles(n)`` as its tiles finish."""
         stats = stats if stats is not None else RunStats()
+        units = (WorkUnit(i, item) for i, item in enumerate(inputs))
+        for out in self.run_units(units, on_tiles=on_tiles, on_frame=on_frame, stats=stats):
+            if isinstance(out, Failure):
+                yield out
+                continue
+            result = self.merge([out])
+            stats.images += 1
+            stats.detections += len(result.detections)
+            yield result
+
+    def merge(self, pieces: Sequence[UnitResult]) -> ImageResult:
+        """One frame's result from the units that covered it (one, or several bands): every
+        tile's detections, in window order, through :func:`merge_frame`."""
+        first = pieces[0]
+        parts = sorted((p for piece in pieces for p in piece.parts), key=lambda p: p[2])
+        merged = merge_frame(parts, first.windows, self.options.nms_iou, self.options.score_thr)
+        extra: dict[str, Any] = {}
+        if first.warnings:
+            extra["warnings"] = list(first.warnings)
+        maps = [piece.attention for piece in pieces if piece.attention]
+        if maps:
+            extra["attention"] = {k: np.maximum.reduce([m[k] for m in maps]) for k in maps[0]}
+        return ImageResult(
+            image=first.name, width=first.width, height=first.height, detections=merged,
+            georef=first.georef, camera=first.camera, extra=extra,
+        )
+
+    def run_units(
+        self,
+        units: Iterable[WorkUnit],
+        on_tiles: Optional[Callable[[int], None]] = None,
+        on_frame: Optional[Callable[[str, int], None]] = None,
+        stats: Optional[RunStats] = None,
+    ) -> Iterator[Union[UnitResult, Failure]]:
+        """Per-tile detections of each unit, in the order the units are given (a
+        :class:`Failure` for a unit whose image cannot be read). Batches span units."""
+        stats = stats if stats is not None else RunStats()
         start = time.perf_counter()
-        frames: dict[int, _Frame] = {}
-        finished: dict[int, Union[ImageResult, Failure]] = {}
+        active: dict[int, _Unit] = {}
+        finished: dict[int, Union[UnitResult, Failure]] = {}
         next_out = 0
         pending: list[tuple[int, int, torch.Tensor, Optional[torch.Tensor]]] = []
-        reader = background(self._read(inputs), depth=3)
+        reader = background(self._read(units), depth=3)
         try:
             for item in reader:
-                kind = item[0]
-                if kind == "frame":
-                    _, idx, name, source, windows = item
-                    frames[idx] = _Frame(idx, name, source, windows, remaining=len(windows))
+                kind, seq = item[0], item[1]
+                if kind == "unit":
+                    _, _, unit, name, source, windows, mine = item
+                    active[seq] = _Unit(unit, name, source, windows, mine, remaining=len(mine))
                     if on_frame is not None:
-                        on_frame(name, len(windows))
+                        on_frame(name, len(mine))
                 elif kind == "failed":
-                    _, idx, name, problem = item
-                    if idx in frames:
-                        self._close(frames.pop(idx))
-                        pending = [p for p in pending if p[0] != idx]
-                    finished[idx] = Failure(name, problem)
+                    _, _, unit, name, problem = item
+                    if seq in active:
+                        self._close(active.pop(seq))
+                        pending = [p for p in pending if p[0] != seq]
+                    finished[seq] = Failure(name, problem)
+                    stats.failed += 1
                 elif kind == "band":
-                    _, idx, y, rgb, valid = item
-                    frame = frames.get(idx)
-                    if frame is not None:
-                        skipped = self._cut_tiles(frame, y, rgb, valid, pending)
-                        self._count_done(frame, skipped, on_tiles)
-                elif kind == "bands_done":
-                    frame = frames.get(item[1])
-                    if frame is not None:
-                        frame.bands_done = True
+                    _, _, y, rgb, valid = item
+                    state = active.get(seq)
+                    if state is not None:
+                        self._count_done(state, self._cut_tiles(seq, state, y, rgb, valid, pending), on_tiles)
+                elif kind == "bands_done" and seq in active:
+                    active[seq].bands_done = True
                 while len(pending) >= self.batch_size:
-                    self._run_batch(pending[: self.batch_size], frames, on_tiles)
+                    self._run_batch(pending[: self.batch_size], active, on_tiles)
                     del pending[: self.batch_size]
-                self._finish_frames(frames, finished, stats)
-                next_out = yield from self._emit(finished, next_out, stats)
+                self._finish_units(active, finished, stats)
+                next_out = yield from self._emit(finished, next_out)
             while pending:
-                self._run_batch(pending[: self.batch_size], frames, on_tiles)
+                self._run_batch(pending[: self.batch_size], active, on_tiles)
                 del pending[: self.batch_size]
-            self._finish_frames(frames, finished, stats)
-            next_out = yield from self._emit(finished, next_out, stats)
+            self._finish_units(active, finished, stats)
+            next_out = yield from self._emit(finished, next_out)
         finally:
             reader.close()
-            for frame in frames.values():
-                self._close(frame)
+            for state in active.values():
+                self._close(state)
             stats.seconds += time.perf_counter() - start
 
     # -- reading (background thread) ------------------------------------------------------
-    def _read(self, inputs: Iterable[Union[str, Path, np.ndarray]]) -> Iterator[tuple]:
+    def _read(self, units: Iterable[WorkUnit]) -> Iterator[tuple]:
         tw, th = self.options.tile
-        for idx, item in enumerate(inputs):
+        for seq, unit in enumerate(units):
+            item = unit.image
             name = "<array>" if isinstance(item, np.ndarray) else str(item)
             try:
                 source = array_source(item) if isinstance(item, np.ndarray) else open_source(item, self.options.bands)
             except SSPNetError as exc:
-                yield ("failed", idx, name, getattr(exc, "problem", str(exc)))
+                yield ("failed", seq, unit, name, getattr(exc, "problem", str(exc)))
                 continue
             windows = window_grid(source.width, source.height, self.options.tile, self.options.overlap)
-            yield ("frame", idx, name, source, windows)
+            ys = unit_rows(windows)
+            if unit.rows is not None:
+                ys = ys[unit.rows[0] : unit.rows[1]]
+            wanted = set(ys)
+            mine = [i for i, w in enumerate(windows) if w.y in wanted]
+            yield ("unit", seq, unit, name, source, windows, mine)
             band_width = max(source.width, tw)
             try:
-                for y in sorted({w.y for w in windows}):
+                for y in ys:
                     rgb, valid = source.read(Window(0, y, band_width, th))
-                    yield ("band", idx, y, rgb, valid)
+                    yield ("band", seq, y, rgb, valid)
             except (SSPNetError, OSError, RuntimeError) as exc:
                 problem = getattr(exc, "problem", None) or f"read failed ({str(exc).splitlines()[0][:120]})"
-                yield ("failed", idx, name, problem)
+                yield ("failed", seq, unit, name, problem)
                 continue
-            yield ("bands_done", idx)
+            yield ("bands_done", seq)
 
     # -- tiles and batches ----------------------------------------------------------------
-    def _cut_tiles(self, frame: _Frame, y: int, rgb: np.ndarray, valid: Optional[np.ndarray], pending: list) -> int:
+    def _cut_tiles(self, seq: int, state: _Unit, y: int, rgb: np.ndarray, valid: Optional[np.ndarray], pending: list) -> int:
         """Upload a band once and queue views of its tiles; returns the number of tiles skipped
         because every pixel in them is invalid."""
         band = torch.from_numpy(rgb).to(self.device).permute(2, 0, 1)  # (3, th, width), a view
         band_valid = None if valid is None else torch.from_numpy(valid).to(self.device)
-        tw, th = self.options.tile
+        tw = self.options.tile[0]
         skipped = 0
-        for i, w in enumerate(frame.windows):
+        for i in state.mine:
+            w = state.windows[i]
             if w.y != y:
                 continue
             tile_valid = None if band_valid is None else band_valid[:, w.x : w.x + tw]
             if tile_valid is not None and not bool(tile_valid.any()):
                 skipped += 1
                 continue
-            pending.append((frame.index, i, band[:, :, w.x : w.x + tw], tile_valid))
+            pending.append((seq, i, band[:, :, w.x : w.x + tw], tile_valid))
         return skipped
 
     def _autocast(self) -> contextlib.AbstractContextManager:
@@ -266,58 +327,69 @@ class Detector:
         return contextlib.nullcontext()
 
     @torch.no_grad()
-    def _run_batch(self, batch: list, frames: dict[int, _Frame], on_tiles: Optional[Callable[[int], None]]) -> None:
+    def _run_batch(self, batch: list, active: dict[int, _Unit], on_tiles: Optional[Callable[[int], None]]) -> None:
         tensor = torch.stack([t[2] for t in batch])
         with self._autocast():
-            dets, _ = self.model.predict(tensor, scales=self.options.scales)
-        for (idx, win_idx, _, valid), det in zip(batch, dets):
-            frame = frames.get(idx)
-            if frame is None:
+            dets, attention = self.model.predict(tensor, scales=self.options.scales, with_attention=self.options.heatmaps)
+        for k, ((seq, win_idx, _, valid), det) in enumerate(zip(batch, dets)):
+            state = active.get(seq)
+            if state is None:
                 continue
-            framed, cut = tile_to_frame(det, frame.windows[win_idx], (frame.source.width, frame.source.height), valid)
-            frame.parts.append((framed, cut, win_idx))
-            self._count_done(frame, 1, on_tiles)
+            size = (state.source.width, state.source.height)
+            framed, cut = tile_to_frame(det, state.windows[win_idx], size, valid)
+            state.parts.append((framed, cut, win_idx))
+            if attention:
+                self._stitch_attention(state, state.windows[win_idx], [a[k, 0] for a in attention])
+            self._count_done(state, 1, on_tiles)
 
     @staticmethod
-    def _count_done(frame: _Frame, n: int, on_tiles: Optional[Callable[[int], None]]) -> None:
+    def _stitch_attention(state: _Unit, window: Window, maps: list[torch.Tensor]) -> None:
+        """Place one tile's attention maps into frame-sized maps (max where tiles overlap)."""
+        W, H = state.source.width, state.source.height
+        if state.attention is None:
+            state.attention = {}
+        for level, m in enumerate(maps):
+            stride = 4 * 2**level
+            key = f"P{level + 2}"
+            canvas = state.attention.setdefault(key, np.zeros((-(-H // stride), -(-W // stride)), np.float32))
+            oy, ox = round(window.y / stride), round(window.x / stride)
+            h, w = min(m.shape[0], canvas.shape[0] - oy), min(m.shape[1], canvas.shape[1] - ox)
+            if h > 0 and w > 0:
+                region = canvas[oy : oy + h, ox : ox + w]
+                np.maximum(region, m[:h, :w].float().cpu().numpy(), out=region)
+
+    @staticmethod
+    def _count_done(state: _Unit, n: int, on_tiles: Optional[Callable[[int], None]]) -> None:
         if n:
-            frame.remaining -= n
+            state.remaining -= n
             if on_tiles is not None:
                 on_tiles(n)
 
-    def _finish_frames(self, frames: dict[int, _Frame], finished: dict, stats: RunStats) -> None:
-        for idx in [i for i, f in frames.items() if f.bands_done and f.remaining == 0]:
-            frame = frames.pop(idx)
-            merged = merge_frame(frame.parts, frame.windows, self.options.nms_iou, self.options.score_thr)
-            src = frame.source
-            finished[idx] = ImageResult(
-                image=frame.name,
-                width=src.width,
-                height=src.height,
-                detections=merged.to("cpu"),
-                georef=src.georef,
-                camera=src.camera,
-                extra={"warnings": list(getattr(src, "warnings", []))} if getattr(src, "warnings", None) else {},
+    def _finish_units(self, active: dict[int, _Unit], finished: dict, stats: RunStats) -> None:
+        for seq in [k for k, u in active.items() if u.bands_done and u.remaining == 0]:
+            state = active.pop(seq)
+            src = state.source
+            parts = sorted(((d.to("cpu"), c.to("cpu"), i) for d, c, i in state.parts), key=lambda p: p[2])
+            finished[seq] = UnitResult(
+                unit=state.unit, name=state.name, width=src.width, height=src.height, windows=state.windows,
+                parts=parts, georef=src.georef, camera=src.camera, warnings=list(getattr(src, "warnings", [])),
+                attention=state.attention, tiles=len(state.mine),
             )
-            stats.tiles += len(frame.windows)
-            stats.megapixels += src.width * src.height / 1e6
-            self._close(frame)
+            stats.tiles += len(state.mine)
+            rows = {state.windows[i].y for i in state.mine}
+            if rows:
+                covered = min(max(rows) + self.options.tile[1], src.height) - min(rows)
+                stats.megapixels += src.width * max(covered, 0) / 1e6
+            self._close(state)
 
     @staticmethod
-    def _emit(finished: dict, next_out: int, stats: RunStats) -> Iterator[Union[ImageResult, Failure]]:
+    def _emit(finished: dict, next_out: int) -> Iterator[Union[UnitResult, Failure]]:
         while next_out in finished:
-            result = finished.pop(next_out)
-            if isinstance(result, Failure):
-                stats.failed += 1
-            else:
-                stats.images += 1
-                stats.detections += len(result.detections)
-            yield result
+            yield finished.pop(next_out)
             next_out += 1
         return next_out
 
     @staticmethod
-    def _close(frame: _Frame) -> None:
+    def _close(state: _Unit) -> None:
         with contextlib.suppress(Exception):
-            frame.source.close()
-
+            state.source.close()

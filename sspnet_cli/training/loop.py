@@ -34,7 +34,7 @@ from sspnet_cli.model.backbones import MOBILENET_V2_FILE
 from sspnet_cli.model.build import build_from_config
 from sspnet_cli.model.checkpoint import load_state_strict, read_checkpoint, save_checkpoint
 from sspnet_cli.outputs.atomic import atomic_write
-from sspnet_cli.training.distributed import DistContext, all_reduce_mean, setup
+from sspnet_cli.distributed import DistContext, all_reduce_mean, setup
 from sspnet_cli.training.schedule import lr_factor
 
 SHIPPED_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"

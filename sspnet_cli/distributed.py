@@ -1,4 +1,5 @@
-"""torch.distributed set-up from torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK)."""
+"""Devices and torch.distributed set-up from torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK),
+shared by training and detection."""
 from __future__ import annotations
 
 import os
@@ -48,6 +49,24 @@ class DistContext:
             self.initialised = False
 
 
+def resolve_device(device: str) -> torch.device:
+    """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise SSPNetError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SSPNetError(f"device {device} asked for, but no CUDA GPU is available here")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise SSPNetError(f"device {device} asked for, but only {torch.cuda.device_count()} GPU(s) exist")
+    elif dev.type != "cpu":
+        raise SSPNetError(f"unsupported device {device!r}; use auto, cpu, cuda or cuda:N")
+    return dev
+
+
 def launched_by_torchrun() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
 
@@ -57,8 +76,6 @@ def setup(device: str, timeout_s: float = 1800) -> DistContext:
 
     ``device``: auto, cpu, cuda or cuda:N. Under torchrun every process uses ``cuda:LOCAL_RANK``
     (NCCL) when CUDA is asked for or available, else the CPU (gloo)."""
-    from sspnet_cli.inference.engine import resolve_device
-
     if not launched_by_torchrun():
         return DistContext(device=resolve_device(device))
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
