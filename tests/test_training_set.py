@@ -143,7 +143,7 @@ def test_dataloader_yields_lists_of_images_and_torchvision_targets(synthetic):
             assert ((boxes[:, 2:] - boxes[:, :2]) >= 1).all()
 
 
-def test_frame_size_mismatch_and_bad_arguments_are_refused(frame, tmp_path):
+def test_frame_size_mismatch_and_bad_arguments_are_refused(frame):
     image, _ = frame
     wrong = AnnotatedImage(path=image.path, image_id=1, file_name="frame.png", width=500, height=360)
     with pytest.raises(InputError, match="480x360"):

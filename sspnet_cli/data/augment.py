@@ -187,9 +187,8 @@ def shift_scale_rotate(
     # q_idx = A (p_idx + 0.5) + t - 0.5
     m_idx = m.copy()
     m_idx[:, 2] += m[:, :2] @ np.array([0.5, 0.5]) - 0.5
-    if fill is None:
-        fill = tuple(float(v) for v in cv2.mean(patch.image)[:3])  # type: ignore[assignment]
-    border = tuple(int(round(v)) for v in fill)  # type: ignore[union-attr]
+    colour = cv2.mean(patch.image)[:3] if fill is None else fill
+    border = tuple(int(round(v)) for v in colour)
     image = cv2.warpAffine(
         patch.image, m_idx, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=border
     )
@@ -383,8 +382,8 @@ class ColourShift:
         if not _happens(rng, self.p):
             return patch
         if rng.random() < 0.5:
-            shifts = rng.uniform(-self.rgb_shift_limit, self.rgb_shift_limit, size=3)
-            return patch.with_image(rgb_shift(patch.image, tuple(float(v) for v in shifts)))  # type: ignore[arg-type]
+            r, g, b = (float(v) for v in rng.uniform(-self.rgb_shift_limit, self.rgb_shift_limit, size=3))
+            return patch.with_image(rgb_shift(patch.image, (r, g, b)))
         limits = np.array([self.hue_shift_limit, self.sat_shift_limit, self.val_shift_limit])
         hue, sat, val = (float(v) for v in rng.uniform(-limits, limits))
         return patch.with_image(hsv_shift(patch.image, hue, sat, val))
@@ -421,8 +420,8 @@ class ChannelShuffle:
     def __call__(self, patch: Patch, rng: np.random.Generator) -> Patch:
         if not _happens(rng, self.p):
             return patch
-        order = tuple(int(v) for v in rng.permutation(3))
-        return patch.with_image(channel_shuffle(patch.image, order))  # type: ignore[arg-type]
+        first, second, third = (int(v) for v in rng.permutation(3))
+        return patch.with_image(channel_shuffle(patch.image, (first, second, third)))
 
 
 @dataclass(frozen=True)
