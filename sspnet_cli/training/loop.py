@@ -263,6 +263,7 @@ class Trainer:
             # or a resumed run would diverge from an uninterrupted one
             generator=torch.Generator().manual_seed(epoch),
             persistent_workers=False,
+            worker_init_fn=_quiet_worker if self.cfg.workers > 0 else None,
         )
 
     # -- the loop --------------------------------------------------------------------------
@@ -401,6 +402,14 @@ class Trainer:
             "train_config": self.cfg.to_dict(),
         }
         save_checkpoint(self.run_dir / "last.pt", self.model, meta=self._meta(metrics), train_state=train_state)
+
+
+def _quiet_worker(_worker_id: int) -> None:
+    """Data workers decode and augment single-threaded: several workers already use the cores."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
 
 
 def _rng_state(device: torch.device) -> dict[str, Any]:
