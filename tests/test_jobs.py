@@ -25,7 +25,7 @@ def frames_folder(folder: Path, tall: bool = True) -> Path:
     """Mixed-size frames; with ``tall`` one image tall enough to be split into bands."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
-    sizes = [(640, 640), (300, 200), (1300, 700)] + ([(700, 4600)] if tall else [])
+    sizes = [(640, 640), (300, 200), (1300, 700)] + ([(640, 3900)] if tall else [])  # 3900: 9 tile rows, split
     for k, (w, h) in enumerate(sizes):
         img = rng.integers(60, 200, (h, w, 3), dtype=np.uint8)
         cv2.imwrite(str(folder / f"frame_{k}.png"), img)
@@ -49,9 +49,11 @@ def test_split_balances_pixels_within_one_unit_of_the_mean(sizes, world):
 def test_tall_images_are_split_into_bands_covering_every_row():
     info = jobs.InputInfo("tall", 700, 4600, 1, 1)
     units = jobs.plan_units([info], (640, 512), 30)
-    assert len(units) > 1 and all(u.rows is not None for u in units)
+    assert len(units) == 3 and all(u.rows is not None for u in units)
     covered = [r for u in units for r in range(*u.rows)]
-    assert covered == list(range(len(covered))) and len(covered) == 10  # 10 tile rows, each once
+    assert covered == list(range(10))  # 10 tile rows, each in exactly one band
+    assert len(jobs.plan_units([jobs.InputInfo("t", 640, 3900, 1, 1)], (640, 512), 30)) == 3  # 9 rows
+    assert len(jobs.plan_units([jobs.InputInfo("s", 640, 3800, 1, 1)], (640, 512), 30)) == 1  # 8 rows: whole
 
 
 def run_detect(*args) -> int:
