@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional, Type, TypeVar, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Optional, Type, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from sspnet_cli.errors import SSPNetError
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v2")
 NECKS = ("sspnet", "fpn")
-DETECTORS = ("faster_rcnn",)
+DETECTORS = ("faster_rcnn", "cascade_rcnn", "retinanet")
 
 
 @dataclass
@@ -24,6 +24,15 @@ class AnchorConfig:
     scales: tuple[float, ...] = (1.5, 2.5, 3.7, 8.0)
     ratios: tuple[float, ...] = (0.4, 0.8, 1.4)
     strides: tuple[int, ...] = (4, 8, 16, 32, 64)
+
+
+def default_anchors(detector: str) -> AnchorConfig:
+    """The reference's anchors for ``detector``: the TinyPerson k-means set (12 per location) for
+    the two-stage detectors; for RetinaNet octave base scale 2 with 3 scales per octave
+    (2, 2.52, 3.17 x stride) and ratios 0.5, 1, 2 (9 per location)."""
+    if detector == "retinanet":
+        return AnchorConfig(scales=tuple(2.0 * 2 ** (i / 3) for i in range(3)), ratios=(0.5, 1.0, 2.0))
+    return AnchorConfig()
 
 
 @dataclass
@@ -61,11 +70,48 @@ class RoIConfig:
 
 
 @dataclass
+class CascadeConfig:
+    """Cascade R-CNN's R-CNN stages (``detector="cascade_rcnn"``). Stage t is an R-CNN head with
+    ``ModelConfig.roi``'s settings (RoIs per image, positive fraction, pooling, FC width, test
+    thresholds) except its IoU threshold (positive = negative, no low-quality matches), its box
+    coder stds and its loss weight; regression is class-agnostic."""
+
+    stage_ious: tuple[float, ...] = (0.5, 0.6, 0.7)
+    stage_box_stds: tuple[tuple[float, float, float, float], ...] = (
+        (0.1, 0.1, 0.2, 0.2),
+        (0.05, 0.05, 0.1, 0.1),
+        (0.033, 0.033, 0.067, 0.067),
+    )
+    stage_loss_weights: tuple[float, ...] = (1.0, 0.5, 0.25)
+
+
+@dataclass
+class RetinaNetConfig:
+    """The one-stage RetinaNet head (``detector="retinanet"``): torchvision's head of 4 stacked
+    3x3 convs + ReLU per branch, shared over P2..P6. Its anchors are ``ModelConfig.anchors``."""
+
+    pos_iou: float = 0.5
+    neg_iou: float = 0.4
+    # every GT keeps its best anchors as positives whatever their IoU (mmdetection's min_pos_iou=0)
+    min_pos_iou: float = 0.0
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    prior_prob: float = 0.01  # classifier bias -log((1 - p) / p): initial probability p everywhere
+    box_stds: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
+    pre_nms_top_n: int = 1000  # per level, at test
+    score_thresh: float = 0.05
+    soft_nms_iou: float = 0.3
+    soft_nms_min_score: float = 0.05
+    detections_per_img: int = 500
+
+
+@dataclass
 class WNSConfig:
     """Weighted Negative Sampling: negatives drawn without replacement with probability
     softmax(lam * confidence + (1 - lam) * IoF). The RPN sampler uses the anchors' current
     objectness as confidence (the paper's form; ``rpn_confidence=False`` gives the official
-    code's IoF-only form); the R-CNN sampler uses the proposals' RPN objectness."""
+    code's IoF-only form); the R-CNN sampler uses the proposals' RPN objectness (in Cascade
+    R-CNN's later stages: the previous stage's score). RetinaNet samples nothing: not used."""
 
     enabled: bool = True
     lam: float = 0.6
@@ -88,7 +134,13 @@ class AttentionConfig:
 
 @dataclass
 class ModelConfig:
-    """The whole detector. ``sspnet info`` prints it; checkpoints carry it."""
+    """The whole detector. ``sspnet info`` prints it; checkpoints carry it.
+
+    ``anchors`` left out (None) means the detector's own default (:func:`default_anchors`), so
+    a RetinaNet gets its 9 anchors and never Faster R-CNN's 12 unless they are given explicitly.
+    ``rpn`` and ``wns`` serve the two-stage detectors, ``roi`` Faster R-CNN and every Cascade
+    stage, ``cascade`` and ``retinanet`` only their detector.
+    """
 
     detector: str = "faster_rcnn"
     backbone: str = "resnet50"
@@ -104,11 +156,17 @@ class ModelConfig:
     pixel_mean: tuple[float, float, float] = (123.675, 116.28, 103.53)
     pixel_std: tuple[float, float, float] = (58.395, 57.12, 57.375)
     size_divisible: int = 32
-    anchors: AnchorConfig = field(default_factory=AnchorConfig)
+    anchors: Optional[AnchorConfig] = None
     rpn: RPNConfig = field(default_factory=RPNConfig)
     roi: RoIConfig = field(default_factory=RoIConfig)
+    cascade: CascadeConfig = field(default_factory=CascadeConfig)
+    retinanet: RetinaNetConfig = field(default_factory=RetinaNetConfig)
     wns: WNSConfig = field(default_factory=WNSConfig)
     attention: AttentionConfig = field(default_factory=AttentionConfig)
+
+    def __post_init__(self) -> None:
+        if self.anchors is None:
+            self.anchors = default_anchors(self.detector)
 
     def validate(self) -> "ModelConfig":
         if self.detector not in DETECTORS:
@@ -121,8 +179,15 @@ class ModelConfig:
             raise SSPNetError(f"unknown backbone norm {self.backbone_norm!r}; choose frozen_bn or bn")
         if self.attention.loss not in ("dice+bce", "bce"):
             raise SSPNetError(f"unknown attention loss {self.attention.loss!r}; choose dice+bce or bce")
+        if self.anchors is None:
+            self.anchors = default_anchors(self.detector)
         if len(self.anchors.strides) != 5:
             raise SSPNetError("anchors.strides must give the five levels P2..P6")
+        c = self.cascade
+        if not (len(c.stage_ious) == len(c.stage_box_stds) == len(c.stage_loss_weights) >= 1):
+            raise SSPNetError("cascade.stage_ious, stage_box_stds and stage_loss_weights must give every stage once")
+        if any(len(stds) != 4 for stds in c.stage_box_stds):
+            raise SSPNetError("cascade.stage_box_stds must give four stds per stage")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -148,16 +213,31 @@ def _from_dict(cls: Type[T], data: Any, where: str) -> T:
         raise SSPNetError(f"configuration {where!r} has unknown fields: {', '.join(unknown)}")
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint):
+        hint = _strip_optional(hints[name])
+        if value is None and hint is not hints[name]:
+            kwargs[name] = None
+        elif dataclasses.is_dataclass(hint):
             kwargs[name] = _from_dict(hint, value, f"{where}.{name}")
         elif get_origin(hint) is tuple and isinstance(value, (list, tuple)):
-            kwargs[name] = tuple(value)
+            kwargs[name] = _as_tuple(value)
         elif get_origin(hint) is Literal and value not in get_args(hint):
             raise SSPNetError(f"configuration {where}.{name} = {value!r} is not one of {get_args(hint)}")
         else:
             kwargs[name] = value
     return cls(**kwargs)
+
+
+def _strip_optional(hint: Any) -> Any:
+    """``Optional[X]`` -> ``X``; any other hint unchanged."""
+    args = get_args(hint)
+    if get_origin(hint) is Union and len(args) == 2 and type(None) in args:
+        return next(a for a in args if a is not type(None))
+    return hint
+
+
+def _as_tuple(value: Any) -> Any:
+    """Lists (as JSON stores tuples) back to tuples, nested ones included."""
+    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
 @dataclass

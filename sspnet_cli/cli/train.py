@@ -31,14 +31,15 @@ def train(
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a run exactly from its last.pt (model, optimizer, step, RNG)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from another checkpoint's weights (fine-tuning); same architecture."),
     exist_ok: bool = typer.Option(False, "--exist-ok", help="Write into an existing run folder. [default: off]"),
+    detector: str = typer.Option("faster_rcnn", help="faster_rcnn, cascade_rcnn (three R-CNN stages at IoU 0.5/0.6/0.7) or retinanet (one stage, focal loss, its own 9 anchors per location)."),
     backbone: str = typer.Option("resnet50", help="resnet18, resnet34, resnet50, resnet101 or mobilenet_v2."),
     backbone_weights: str = typer.Option("default", "--backbone-weights", help="ImageNet state-dict file for the backbone, or 'none' (from scratch). [default: the shipped MobileNetV2 file for mobilenet_v2; none for ResNets (not shipped)]"),
     neck: str = typer.Option("sspnet", help="sspnet (CAM + SEM + SSM) or fpn (the baseline)."),
     neck_channels: int = typer.Option(256, "--neck-channels", help="Channels of the pyramid (256 in the paper; fewer for a lighter, faster model)."),
     tile: str = typer.Option("640x512", help="Training patch size WIDTHxHEIGHT (patches overlap by 30 px)."),
-    no_wns: bool = typer.Option(False, "--no-wns", help="Sample negatives uniformly instead of by Weighted Negative Sampling. [default: WNS on]"),
+    no_wns: bool = typer.Option(False, "--no-wns", help="Sample negatives uniformly instead of by Weighted Negative Sampling (the R-CNN detectors; RetinaNet samples nothing). [default: WNS on]"),
     attention_loss: str = typer.Option("dice+bce", "--attention-loss", help="dice+bce (the paper's) or bce (plain BCE, the ablation)."),
-    anchors: str = typer.Option("default", help="default (the reference's TinyPerson k-means anchors) or kmeans (recomputed on this training set, stored in the checkpoint)."),
+    anchors: str = typer.Option("default", help="default (the reference's anchors for the detector: TinyPerson k-means for the R-CNNs, RetinaNet's own) or kmeans (recomputed on this training set, stored in the checkpoint)."),
     seed: int = typer.Option(0, help="Seed of patch order, augmentation and initialisation."),
     deterministic: bool = typer.Option(False, "--deterministic", help="Deterministic kernels (slower; bit-exact repeats on the same machine). [default: off]"),
 ) -> int:
@@ -46,6 +47,7 @@ def train(
     if anchors not in ("default", "kmeans"):
         raise SSPNetError("--anchors must be default or kmeans")
     model_cfg = ModelConfig(
+        detector=detector,
         backbone=backbone,
         neck=neck,
         neck_channels=neck_channels,
@@ -102,7 +104,8 @@ class _progress:
 
         def on_log(info: LogInfo) -> None:
             parts = [f"loss {info.losses.get('loss', 0):.3f}"]
-            for key, short in (("loss_rpn_cls", "rpn"), ("loss_rcnn_cls", "roi"), ("loss_att_dice", "att")):
+            keys = (("loss_rpn_cls", "rpn"), ("loss_rcnn_cls", "roi"), ("loss_rcnn1_cls", "roi"), ("loss_retina_cls", "cls"), ("loss_att_dice", "att"))
+            for key, short in keys:
                 if key in info.losses:
                     parts.append(f"{short} {info.losses[key]:.3f}")
             parts += [f"lr {info.lr:.2e}", f"{info.patches_per_s:.1f} patch/s", f"ep {info.epoch}"]

@@ -1,15 +1,20 @@
-"""Faster R-CNN with an SSPNet (or FPN) neck.
+"""The detectors' common frame, and Faster R-CNN with an SSPNet (or FPN) neck.
 
-The model keeps torchvision's detection contract so other tools can wrap it:
+Every detector keeps torchvision's detection contract so other tools can wrap it:
 ``model(images, targets)`` with ``images`` a list of (3, H, W) float tensors in [0, 1] and
 ``targets`` a list of ``{"boxes": (N, 4) xyxy, "labels": (N,)}`` returns a dict of losses in
 training mode and a list of ``{"boxes", "scores", "labels"}`` in eval mode. Unlike torchvision's
 transform, nothing is resized: images are normalised and padded (right/bottom) to a multiple of
 32, and boxes stay in input pixels. ``predict`` takes a ready (B, 3, H, W) batch (uint8 or float)
 and can return the attention maps of the same forward pass.
+
+:class:`PyramidDetector` holds what the three detectors share (input, backbone, neck, attention
+loss, the contract); :class:`SSPNetDetector` is Faster R-CNN, and Cascade R-CNN
+(``model/cascade.py``) is the same with a cascade of R-CNN heads.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Optional, Sequence, Union
 
 import torch
@@ -26,19 +31,18 @@ from sspnet_cli.model.roi_heads import RoIHead
 from sspnet_cli.model.rpn import RPN
 
 Images = Union[Sequence[Tensor], Tensor]
+Detections = list[dict[str, Tensor]]
 
 
-class SSPNetDetector(nn.Module):
-    """Backbone -> neck (SSPNet or FPN) -> RPN on P2..P6 -> RoI head on P2..P5."""
+class PyramidDetector(nn.Module, ABC):
+    """Backbone -> neck (SSPNet or FPN) giving P2..P6 and attention maps A2..A5; subclasses add
+    their heads and implement :meth:`losses`, :meth:`_detect` and :meth:`_predict_multiscale`."""
 
     def __init__(self, cfg: ModelConfig, backbone_weights: Optional[str] = None) -> None:
         super().__init__()
         self.cfg = cfg.validate()
         self.backbone = build_backbone(cfg.backbone, cfg.backbone_norm, cfg.frozen_stages, backbone_weights)
         self.neck = build_neck(cfg.neck, self.backbone.out_channels, cfg.neck_channels)
-        self.anchor_generator = AnchorGenerator(cfg.anchors.scales, cfg.anchors.ratios, cfg.anchors.strides)
-        self.rpn = RPN(cfg.rpn, cfg.wns, self.anchor_generator, cfg.neck_channels)
-        self.roi_heads = RoIHead(cfg.roi, cfg.wns, cfg.neck_channels, cfg.num_classes, cfg.anchors.strides[:4])
         self.register_buffer("pixel_mean", torch.tensor(cfg.pixel_mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(cfg.pixel_std).view(1, 3, 1, 1), persistent=False)
 
@@ -81,27 +85,34 @@ class SSPNetDetector(nn.Module):
         if self.training:
             if targets is None:
                 raise ValueError("targets are needed in training mode")
+            targets = [{k: v.to(batch.device) for k, v in t.items()} for t in targets]
             return self.losses(batch, sizes, targets)
         return self._detect(batch, sizes)[0]
 
+    @abstractmethod
     def losses(self, batch: Tensor, sizes: list[tuple[int, int]], targets: list[dict[str, Tensor]]) -> dict[str, Tensor]:
-        targets = [{k: v.to(batch.device) for k, v in t.items()} for t in targets]
-        levels, attentions = self.features(batch)
-        proposals, scores, losses = self.rpn(levels, sizes, targets)
-        _, roi_losses = self.roi_heads(levels[:4], proposals, scores, sizes, targets)
-        losses.update(roi_losses)
-        if attentions:
-            att_targets = attention_targets(
-                [t["boxes"] for t in targets], tuple(batch.shape[-2:]), [tuple(a.shape[-2:]) for a in attentions]
-            )
-            losses.update(attention_loss(attentions, att_targets, self.cfg.attention))
-        return losses
+        """The training losses of a preprocessed batch (targets on its device)."""
 
-    def _detect(self, batch: Tensor, sizes: list[tuple[int, int]]) -> tuple[list[dict[str, Tensor]], list[Tensor]]:
-        levels, attentions = self.features(batch)
-        proposals, scores, _ = self.rpn(levels, sizes)
-        detections, _ = self.roi_heads(levels[:4], proposals, scores, sizes)
-        return detections, attentions
+    @abstractmethod
+    def _detect(self, batch: Tensor, sizes: list[tuple[int, int]]) -> tuple[Detections, list[Tensor]]:
+        """Detections and attention maps of a preprocessed batch (eval mode)."""
+
+    @abstractmethod
+    def _predict_multiscale(
+        self, batch: Tensor, sizes: list[tuple[int, int]], scales: Sequence[float], with_attention: bool
+    ) -> tuple[Detections, list[Tensor]]:
+        """The up-sampled test of a raw (B, 3, H, W) batch."""
+
+    def attention_losses(
+        self, batch: Tensor, attentions: list[Tensor], targets: list[dict[str, Tensor]]
+    ) -> dict[str, Tensor]:
+        """The supervised attention loss of the SSPNet neck (nothing for FPN)."""
+        if not attentions:
+            return {}
+        att_targets = attention_targets(
+            [t["boxes"] for t in targets], tuple(batch.shape[-2:]), [tuple(a.shape[-2:]) for a in attentions]
+        )
+        return attention_loss(attentions, att_targets, self.cfg.attention)
 
     @torch.no_grad()
     def predict(
@@ -109,11 +120,9 @@ class SSPNetDetector(nn.Module):
     ) -> tuple[list[dict[str, Tensor]], list[Tensor]]:
         """Detect on a (B, 3, H, W) batch of same-size patches (uint8 0-255 or float 0-1).
 
-        ``scales`` other than ``(1,)`` runs the reference's up-sampled test: proposals from every
-        scale (mapped back to input pixels) are merged per image by NMS 0.7 (top 1000), each
-        scale's R-CNN head scores and regresses them, boxes and class scores are averaged over
-        scales, and the usual score threshold, soft-NMS and cap follow. Attention maps (when
-        asked) are those of the first scale.
+        ``scales`` other than ``(1,)`` runs the up-sampled test (each detector's
+        ``_predict_multiscale`` says how). Attention maps (when asked) are those of the first
+        scale.
         """
         sizes = [tuple(batch.shape[-2:])] * batch.shape[0]
         if tuple(scales) == (1.0,):
@@ -121,9 +130,40 @@ class SSPNetDetector(nn.Module):
             return dets, (att if with_attention else [])
         return self._predict_multiscale(batch, sizes, scales, with_attention)  # type: ignore[arg-type]
 
+
+class SSPNetDetector(PyramidDetector):
+    """Faster R-CNN: backbone -> neck (SSPNet or FPN) -> RPN on P2..P6 -> RoI head on P2..P5."""
+
+    def __init__(self, cfg: ModelConfig, backbone_weights: Optional[str] = None) -> None:
+        super().__init__(cfg, backbone_weights)
+        self.anchor_generator = AnchorGenerator(cfg.anchors.scales, cfg.anchors.ratios, cfg.anchors.strides)
+        self.rpn = RPN(cfg.rpn, cfg.wns, self.anchor_generator, cfg.neck_channels)
+        self.roi_heads = self.build_roi_heads(cfg)
+
+    def build_roi_heads(self, cfg: ModelConfig) -> nn.Module:
+        """The second stage on P2..P5: ``forward(levels, proposals, scores, sizes, targets)``."""
+        return RoIHead(cfg.roi, cfg.wns, cfg.neck_channels, cfg.num_classes, cfg.anchors.strides[:4])
+
+    def losses(self, batch: Tensor, sizes: list[tuple[int, int]], targets: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+        levels, attentions = self.features(batch)
+        proposals, scores, losses = self.rpn(levels, sizes, targets)
+        _, roi_losses = self.roi_heads(levels[:4], proposals, scores, sizes, targets)
+        losses.update(roi_losses)
+        losses.update(self.attention_losses(batch, attentions, targets))
+        return losses
+
+    def _detect(self, batch: Tensor, sizes: list[tuple[int, int]]) -> tuple[Detections, list[Tensor]]:
+        levels, attentions = self.features(batch)
+        proposals, scores, _ = self.rpn(levels, sizes)
+        detections, _ = self.roi_heads(levels[:4], proposals, scores, sizes)
+        return detections, attentions
+
     def _predict_multiscale(
         self, batch: Tensor, sizes: list[tuple[int, int]], scales: Sequence[float], with_attention: bool
-    ) -> tuple[list[dict[str, Tensor]], list[Tensor]]:
+    ) -> tuple[Detections, list[Tensor]]:
+        """The reference's up-sampled test: proposals from every scale (mapped back to input
+        pixels) are merged per image by NMS 0.7 (top 1000); the second stage runs on them at
+        every scale (:meth:`_score_scales`)."""
         normalised = self._normalise(batch)
         per_scale = []
         all_props: list[list[Tensor]] = [[] for _ in sizes]
@@ -135,26 +175,32 @@ class SSPNetDetector(nn.Module):
             levels, att = self.features(self._pad(scaled))
             if not first_att:
                 first_att = att
-            props, pscores, _ = self.rpn(levels, ssizes)
+            props, pscores, _ = self.rpn(levels, ssizes)  # type: ignore[arg-type]
             for i, (p, sc) in enumerate(zip(props, pscores)):
                 all_props[i].append(p / s)
                 all_scores[i].append(sc)
-            per_scale.append((s, levels))
+            per_scale.append((s, levels, ssizes))
         merged = []
         for props, scs in zip(all_props, all_scores):
             boxes, sc = torch.cat(props), torch.cat(scs)
             keep = nms(boxes, sc, self.cfg.rpn.nms_iou)
             merged.append(boxes[keep[: self.cfg.rpn.post_nms_top_n_test]])
+        return self._score_scales(per_scale, merged, sizes), (first_att if with_attention else [])
+
+    def _score_scales(
+        self, per_scale: list[tuple[float, list[Tensor], list[tuple[int, int]]]], merged: list[Tensor], sizes: list[tuple[int, int]]
+    ) -> Detections:
+        """From each scale's (scale, pyramid, image sizes) and the merged proposals: each scale's
+        R-CNN head scores and regresses them; class probabilities and boxes are averaged over
+        scales, then the score threshold, soft-NMS and the cap."""
         heads = self.roi_heads
         probs_sum, boxes_sum = None, None
-        for s, levels in per_scale:
+        for s, levels, _ in per_scale:
             rois = [m * s for m in merged]
             logits, deltas = heads.predict(levels[:4], rois)
             probs = F.softmax(logits.float(), dim=-1)[:, 1:]
             boxes = heads.box_coder.decode(deltas.float(), rois).view(-1, heads.num_classes, 4) / s
             probs_sum = probs if probs_sum is None else probs_sum + probs
             boxes_sum = boxes if boxes_sum is None else boxes_sum + boxes
-        n = float(len(scales))
-        dets = heads.select(probs_sum / n, boxes_sum / n, [len(m) for m in merged], sizes)
-        return dets, (first_att if with_attention else [])
-
+        n = float(len(per_scale))
+        return heads.select(probs_sum / n, boxes_sum / n, [len(m) for m in merged], sizes)

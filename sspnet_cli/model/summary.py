@@ -7,7 +7,7 @@ from torch import nn
 
 from sspnet_cli.config import ModelConfig
 
-DETECTOR_NAMES = {"faster_rcnn": "Faster R-CNN"}
+DETECTOR_NAMES = {"faster_rcnn": "Faster R-CNN", "cascade_rcnn": "Cascade R-CNN", "retinanet": "RetinaNet"}
 NECK_NAMES = {"sspnet": "SSPNet (CAM + SEM + SSM)", "fpn": "FPN"}
 PATCH = (640, 512)  # width, height used to show the pyramid's sizes
 
@@ -16,14 +16,25 @@ def count_parameters(module: Optional[nn.Module]) -> int:
     return 0 if module is None else sum(p.numel() for p in module.parameters())
 
 
-def model_parts(model: nn.Module) -> dict[str, Optional[nn.Module]]:
-    """The detector's parts in order; a part a detector lacks (RetinaNet has no RPN) is None."""
-    return {
+def model_parts(model: nn.Module) -> dict[str, nn.Module]:
+    """The detector's parts in order, only those it has: backbone, neck, then rpn and roi_head
+    (Faster and Cascade R-CNN; Cascade's roi_head holds every stage) or head (RetinaNet)."""
+    found = {
         "backbone": getattr(model, "backbone", None),
         "neck": getattr(model, "neck", None),
         "rpn": getattr(model, "rpn", None),
         "roi_head": getattr(model, "roi_heads", None),
+        "head": getattr(model, "head", None),
     }
+    return {name: part for name, part in found.items() if part is not None}
+
+
+def used_by(parts: dict[str, nn.Module], level: int) -> str:
+    """Which heads read pyramid level ``level`` (0 = P2): the R-CNN heads pool from P2..P5 only."""
+    users = [name for name in ("rpn", "head") if name in parts]
+    if "roi_head" in parts and level < 4:
+        users.append("roi_head")
+    return ", ".join(users)
 
 
 def describe(model: nn.Module, meta: Optional[dict[str, Any]] = None) -> dict[str, Any]:
@@ -33,14 +44,14 @@ def describe(model: nn.Module, meta: Optional[dict[str, Any]] = None) -> dict[st
     params = {name: count_parameters(m) for name, m in parts.items()}
     params["total"] = count_parameters(model)
     params["trainable"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    backbone = parts["backbone"]
+    backbone = parts.get("backbone")
     w, h = PATCH
     levels = [
         {
             "name": f"P{k + 2}",
             "stride": stride,
             "size_on_640x512": [-(-h // stride), -(-w // stride)],
-            "used_by": "rpn" if k == 4 else "rpn, roi_head",
+            "used_by": used_by(parts, k),
         }
         for k, stride in enumerate(cfg.anchors.strides)
     ]
