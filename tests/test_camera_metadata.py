@@ -2,6 +2,7 @@
 focal length and principal point of full, scaled and cropped frames, and the fallbacks."""
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
@@ -52,6 +53,13 @@ DJI = {
 }
 
 
+def with_xmp(jpeg: bytes, packet: bytes) -> bytes:
+    """``jpeg`` with an XMP APP1 segment right after its start-of-image marker (written by hand,
+    so the test does not depend on the Pillow version's ``xmp=`` support)."""
+    body = b"http://ns.adobe.com/xap/1.0/\x00" + packet
+    return jpeg[:2] + b"\xff\xe1" + (len(body) + 2).to_bytes(2, "big") + body + jpeg[2:]
+
+
 def write_photo(path, xmp: bytes | None, width=640, height=480, gps=True, f35=None) -> None:
     exif = Image.Exif()
     exif[0x010F] = "DJI"
@@ -59,11 +67,9 @@ def write_photo(path, xmp: bytes | None, width=640, height=480, gps=True, f35=No
         exif.get_ifd(0x8825).update({1: "N", 2: (46.0, 30.0, 0.0), 3: "E", 4: (7.0, 15.0, 0.0), 5: b"\x00", 6: 530.25})
     if f35 is not None:
         exif.get_ifd(0x8769).update({0xA405: f35, 0x920A: 8.8})
-    img = np.full((height, width, 3), 100, np.uint8)
-    kwargs = {"exif": exif, "quality": 90}
-    if xmp is not None:
-        kwargs["xmp"] = xmp
-    Image.fromarray(img).save(path, **kwargs)
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((height, width, 3), 100, np.uint8)).save(buffer, "JPEG", exif=exif, quality=90)
+    path.write_bytes(buffer.getvalue() if xmp is None else with_xmp(buffer.getvalue(), xmp))
 
 
 def photo_result(path, boxes) -> ImageResult:

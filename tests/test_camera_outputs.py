@@ -16,6 +16,7 @@ from pyproj import Geod
 from rasterio.transform import Affine
 
 from fakes import RedBlobModel
+from test_camera_metadata import with_xmp
 from sspnet_cli.geo.camera import apply_camera_model, apply_camera_models, camera_model
 from sspnet_cli.geo.positions import positions_of
 from sspnet_cli.geo.transform import signed_area
@@ -157,7 +158,9 @@ def test_detect_then_camera_model_on_the_real_dji_photo(tmp_path, shared_dir):
     for x1, y1, x2, y2 in blobs:
         rgb[y1:y2, x1:x2] = (255, 0, 0)
     copy = tmp_path / "AWPE copy DJI_0005.JPG"
-    Image.fromarray(rgb).save(copy, exif=exif, xmp=xmp, quality=98, subsampling=0)
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, "JPEG", exif=exif, quality=98, subsampling=0)
+    copy.write_bytes(with_xmp(buffer.getvalue(), xmp))
 
     detector = Detector.from_model(RedBlobModel(), device="cpu", tile=(640, 512), overlap=30, score_thr=0.3)
     results = [r for r in detector.run([copy])]
