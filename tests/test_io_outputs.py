@@ -117,6 +117,9 @@ def test_geojson_of_plain_images_is_in_pixels_with_camera(tmp_path):
     assert sorted({tuple(p) for p in ring}) == [(10.0, 20.0), (10.0, 40.25), (30.5, 20.0), (30.5, 40.25)]
     assert ring[0] == ring[-1] and signed_area(np.array([ring]))[0] > 0
     assert feature["properties"]["position_source"] == "pixel"
+    # written by hand, without the camera model (sspnet detect --no-camera-model)
+    assert feature["properties"]["position_reason"] == "not georeferenced; the camera model was not applied"
+    assert doc["sspnet:position_sources"] == {"raster": 0, "camera": 0, "pixel": 2}
     assert feature["properties"]["image"] == "DJI 0005, vol. 2 — é.JPG"
     assert feature["properties"]["camera"] == {"lon": -94.3487583, "lat": 45.0379917, "altitude": 422.55, "relative_altitude": 61.1}
 
@@ -128,6 +131,8 @@ def test_geojson_mixed_run_leaves_pixel_features_unlocated(tmp_path, geotiff):
     assert doc["sspnet:coordinates"] == "mixed"
     kinds = [(f["properties"]["position_source"], f["geometry"] is None) for f in doc["features"]]
     assert kinds == [("pixel", True), ("pixel", True), ("raster", False), ("raster", False)]
+    assert doc["features"][0]["properties"]["position_reason"] == "not georeferenced"
+    assert doc["sspnet:position_sources"] == {"raster": 2, "camera": 0, "pixel": 2}
     assert "camera" not in doc["features"][0]["properties"]
     for f in doc["features"][2:]:  # only real positions: all valid lon/lat
         ring = np.array(f["geometry"]["coordinates"][0])

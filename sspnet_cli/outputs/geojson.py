@@ -1,23 +1,39 @@
-"""GeoJSON (RFC 7946) output: one Polygon feature per detection.
+"""GeoJSON (RFC 7946) output: one feature per detection.
+
+Where each detection is comes from :func:`sspnet_cli.geo.positions.positions_of`, per feature
+``position_source``:
+
+- ``"raster"``: the four corners of the box transformed from a georeferenced raster's CRS to
+  WGS84 lon/lat (a rotated raster gives the true quadrilateral).
+- ``"camera"``: the four corners cast to the ground by a drone photo's camera model
+  (:mod:`sspnet_cli.geo.camera`); ``position_error_m`` estimates the horizontal error at the
+  box's centre (null when a 1-degree attitude error could lift it above the horizon), and
+  ``position_note`` gives a caveat when there is one (a cropped photo).
+- ``"pixel"``: no map position; ``position_reason`` says why (not georeferenced, no GPS, no
+  attitude, a box above the horizon...).
 
 Top-level members besides ``type`` and ``features``:
 
 * ``"sspnet:coordinates"`` says what the geometries are in:
 
-  - ``"wgs84"``: every input was a georeferenced raster; each box's four corners are transformed
-    from the raster's CRS to WGS84 lon/lat (a rotated raster gives the true quadrilateral).
-  - ``"pixel"``: no input was georeferenced; geometries are in pixel coordinates of their image
-    (x = column, y = row, growing downwards). Not map positions: a GIS will misplace them.
-  - ``"mixed"``: some inputs were georeferenced, some not. Features of georeferenced rasters get
-    lon/lat geometry; the others get ``"geometry": null`` (an "unlocated" feature, RFC 7946 3.2),
-    so a GIS draws only true positions and still lists every detection with its ``pixel_bbox``.
+  - ``"wgs84"``: every detection (and every input without one) has a map position, from a
+    raster or a camera model alike; geometries are lon/lat Polygons.
+  - ``"pixel"``: none has; geometries are in pixel coordinates of their image (x = column,
+    y = row, growing downwards). Not map positions: a GIS will misplace them.
+  - ``"mixed"``: some have, some not. Located features get lon/lat geometry; the others get
+    ``"geometry": null`` (an "unlocated" feature, RFC 7946 3.2), so a GIS draws only true
+    positions and still lists every detection with its ``pixel_bbox``.
 
+* ``"sspnet:position_sources"``: how many features have each ``position_source`` (``raster``,
+  ``camera``, ``pixel``), so a reader sees at once how much of the file is on the map.
 * ``"sspnet:run"``: the run metadata the caller passes in (model, options), keys sorted.
 
 Every ring is closed and counter-clockwise (in the plane of its numbers, x right, y up).
 Properties of each feature: ``image``, ``score``, ``label``, ``pixel_bbox`` [x1, y1, x2, y2],
-``position_source`` (``"raster"`` or ``"pixel"``), and ``camera`` (lon, lat, altitude and the
-drone's attitude when known) for photos with EXIF GPS. One feature per line, in input order.
+``position_source``, then ``position_error_m`` and ``position_note`` (camera) or
+``position_reason`` (pixel), and ``camera`` (lon, lat, altitude, the drone's attitude and the
+model's focal length and height above ground, as known) for photos with EXIF GPS. One feature
+per line, in input order.
 """
 from __future__ import annotations
 
@@ -27,9 +43,11 @@ from typing import Any, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
-from sspnet_cli.geo.transform import box_rings_lonlat, pixel_box_rings
+from sspnet_cli.geo.positions import Positions, positions_of
+from sspnet_cli.geo.transform import pixel_box_rings
 from sspnet_cli.outputs.atomic import atomic_write
 from sspnet_cli.outputs.values import (
+    ERROR_DECIMALS,
     LONLAT_DECIMALS,
     PIXEL_DECIMALS,
     SCORE_DECIMALS,
@@ -41,42 +59,69 @@ from sspnet_cli.outputs.values import (
 )
 from sspnet_cli.types import ImageResult
 
+POSITION_SOURCES = ("raster", "camera", "pixel")
 
-def coordinates_kind(results: Sequence[ImageResult]) -> str:
+
+def _located_flags(results: Sequence[ImageResult], positions: Sequence[Positions]) -> list[bool]:
+    """Per detection whether it has a map position; an input without detections counts once,
+    as whether it could have had them."""
+    flags: list[bool] = []
+    for result, pos in zip(results, positions):
+        n = len(result.detections)
+        flags.extend(pos.located(n).tolist() if n else [pos.source != "pixel"])
+    return flags
+
+
+def coordinates_kind(results: Sequence[ImageResult], positions: Optional[Sequence[Positions]] = None) -> str:
     """``"wgs84"``, ``"pixel"`` or ``"mixed"`` (see the module documentation); an empty run is
-    ``"pixel"``."""
-    geo = [r.georef is not None for r in results]
-    if geo and all(geo):
+    ``"pixel"``. ``positions`` (of each result, from :func:`positions_of`) saves working them
+    out again."""
+    if positions is None:
+        positions = [positions_of(r) for r in results]
+    flags = _located_flags(results, positions)
+    if flags and all(flags):
         return "wgs84"
-    return "mixed" if any(geo) else "pixel"
+    return "mixed" if any(flags) else "pixel"
 
 
 def _ring_json(ring: np.ndarray, decimals: int) -> list[list[Optional[float]]]:
     return [[rounded(x, decimals), rounded(y, decimals)] for x, y in ring]
 
 
-def _features(result: ImageResult, kind: str) -> Iterator[dict[str, Any]]:
+def _geometry(positions: Positions, i: int) -> dict[str, Any]:
+    if positions.rings is not None:
+        return {"type": "Polygon", "coordinates": [_ring_json(positions.rings[i], LONLAT_DECIMALS)]}
+    lon, lat = positions.centres[i]  # type: ignore[index]
+    return {"type": "Point", "coordinates": [rounded(lon, LONLAT_DECIMALS), rounded(lat, LONLAT_DECIMALS)]}
+
+
+def _features(result: ImageResult, positions: Positions, kind: str) -> Iterator[dict[str, Any]]:
     boxes, scores, labels = detection_arrays(result)
     if len(boxes) == 0:
         return
-    if result.georef is not None:
-        rings: Optional[np.ndarray] = box_rings_lonlat(result.georef, boxes)
-        decimals, source = LONLAT_DECIMALS, "raster"
-    else:
-        rings = pixel_box_rings(boxes) if kind == "pixel" else None
-        decimals, source = PIXEL_DECIMALS, "pixel"
+    located = positions.located(len(boxes))
+    pixel_rings = pixel_box_rings(boxes) if kind == "pixel" else None
     camera = camera_position(result.camera)
     for i in range(len(boxes)):
         geometry = None
-        if rings is not None:
-            geometry = {"type": "Polygon", "coordinates": [_ring_json(rings[i], decimals)]}
+        if located[i]:
+            geometry = _geometry(positions, i)
+        elif pixel_rings is not None:
+            geometry = {"type": "Polygon", "coordinates": [_ring_json(pixel_rings[i], PIXEL_DECIMALS)]}
         properties: dict[str, Any] = {
             "image": result.image,
             "score": rounded(scores[i], SCORE_DECIMALS),
             "label": label_name(labels[i]),
             "pixel_bbox": [rounded(v, PIXEL_DECIMALS) for v in boxes[i]],
-            "position_source": source,
+            "position_source": positions.source if located[i] else "pixel",
         }
+        if located[i]:
+            if positions.error_m is not None:
+                properties["position_error_m"] = rounded(positions.error_m[i], ERROR_DECIMALS)
+            if positions.note:
+                properties["position_note"] = positions.note
+        else:
+            properties["position_reason"] = positions.reason_for(i)
         if camera is not None:
             properties["camera"] = camera
         yield {"type": "Feature", "geometry": geometry, "properties": properties}
@@ -86,17 +131,30 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, allow_nan=False)
 
 
+def _source_counts(results: Sequence[ImageResult], positions: Sequence[Positions]) -> dict[str, int]:
+    counts = {source: 0 for source in POSITION_SOURCES}
+    for result, pos in zip(results, positions):
+        n = len(result.detections)
+        located = int(pos.located(n).sum())
+        if located:
+            counts[pos.source] = counts.get(pos.source, 0) + located
+        counts["pixel"] += n - located
+    return counts
+
+
 def write_geojson(path: Union[str, Path], results: Sequence[ImageResult], meta: Optional[dict[str, Any]] = None) -> None:
     """Write ``results`` as a GeoJSON FeatureCollection at ``path`` (atomically)."""
-    kind = coordinates_kind(results)
+    positions = [positions_of(r) for r in results]
+    kind = coordinates_kind(results, positions)
     with atomic_write(path, "w", newline="\n") as f:
         f.write('{"type": "FeatureCollection",\n')
         f.write(f'"sspnet:coordinates": {_dumps(kind)},\n')
+        f.write(f'"sspnet:position_sources": {_dumps(_source_counts(results, positions))},\n')
         f.write(f'"sspnet:run": {_dumps(plain_json(meta or {}))},\n')
         f.write('"features": [')
         first = True
-        for result in results:
-            for feature in _features(result, kind):
+        for result, pos in zip(results, positions):
+            for feature in _features(result, pos, kind):
                 f.write("\n" if first else ",\n")
                 f.write(_dumps(feature))
                 first = False

@@ -1,9 +1,10 @@
 """The numbers writers emit: detections as numpy arrays, rounded to a fixed precision.
 
 Precision (the same results always give the same bytes): pixel coordinates to 0.01 px, lon/lat
-to 1e-8 degree (about 1 mm), scores to 1e-4, camera altitudes and angles to 0.01. Rounding goes
-through :func:`round` and negative zero is folded into zero; JSON writes the shortest repr of the
-rounded value, CSV a fixed number of decimals. Non-finite values are written as null / empty.
+to 1e-8 degree (about 1 mm), scores to 1e-4, camera altitudes and angles and position errors to
+0.01. Rounding goes through :func:`round` and negative zero is folded into zero; JSON writes the
+shortest repr of the rounded value, CSV a fixed number of decimals. Non-finite values are written
+as null / empty.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ PIXEL_DECIMALS = 2
 LONLAT_DECIMALS = 8
 SCORE_DECIMALS = 4
 CAMERA_DECIMALS = 2
+ERROR_DECIMALS = 2
 
 #: label id -> name written in outputs
 LABEL_NAMES = {1: "person"}
@@ -32,6 +34,9 @@ CAMERA_KEYS = {
     "gimbal_pitch": CAMERA_DECIMALS,
     "gimbal_roll": CAMERA_DECIMALS,
     "flight_yaw": CAMERA_DECIMALS,
+    # set by the camera model (sspnet_cli.geo.camera.apply_camera_model)
+    "focal_length_px": CAMERA_DECIMALS,
+    "height_above_ground": CAMERA_DECIMALS,
 }
 
 
