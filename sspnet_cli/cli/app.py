@@ -38,7 +38,7 @@ def _root(
 
 def _register() -> None:
     # each command lives in its own module; importing registers it on ``app``
-    from sspnet_cli.cli import detect, evaluate, info, train  # noqa: F401
+    from sspnet_cli.cli import detect, evaluate, info, report, train  # noqa: F401
 
 
 def main(argv: Optional[list[str]] = None) -> None:
