@@ -39,7 +39,7 @@ def _root(
 
 def _register() -> None:
     # each command lives in its own module; importing registers it on ``app``
-    from sspnet_cli.cli import detect, evaluate, info, train  # noqa: F401
+    from sspnet_cli.cli import detect, evaluate, info, report, train  # noqa: F401
 
 
 def _stopped_by_torchrun(signum: int, frame: object) -> None:
