@@ -6,6 +6,7 @@ flag; results stream to ``OUT.parts/`` and are merged and written once at the en
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -17,13 +18,18 @@ from sspnet_cli.cli.app import app, err
 from sspnet_cli.cli.options import parse_bands, parse_batch_size, parse_scales
 from sspnet_cli.distributed import DistContext, setup
 from sspnet_cli.errors import SSPNetError
+from sspnet_cli.geo.dem import Dem
 from sspnet_cli.inference import jobs
 from sspnet_cli.inference.engine import Detector, Failure, RunStats
 from sspnet_cli.inference.inputs import expand_inputs
 from sspnet_cli.inference.sources import open_source
 from sspnet_cli.inference.tiling import parse_tile
+from sspnet_cli.geo.camera import apply_camera_models, open_ground
 from sspnet_cli.outputs import check_writable, write_results
+from sspnet_cli.outputs.heatmap import attention_of, save_heatmaps
 from sspnet_cli.outputs.overlay import save_overlay
+from sspnet_cli.outputs.report import DEFAULT_REPORT_MAX, DEFAULT_REPORT_THR, check_report_dir, write_report
+from sspnet_cli.cli.report import MAX_HELP, THR_HELP, check_report_options
 from sspnet_cli.types import ImageResult
 
 
@@ -45,6 +51,13 @@ def detect(
     save_vis: Optional[Path] = typer.Option(None, "--save-vis", help="Also save each image with its boxes drawn into this folder (huge rasters down-scaled)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run with the same inputs, --out, weights and options: what OUT.parts/ already holds is skipped. [default: off]"),
     keep_parts: bool = typer.Option(False, "--keep-parts", help="Keep OUT.parts/ (per-process partial results) after the output is written. [default: removed]"),
+    report: Optional[Path] = typer.Option(None, "--report", help="Also write a review report (index.html, crops, overview map) into this folder; opens from disk, offline. [default: none]"),
+    report_thr: float = typer.Option(DEFAULT_REPORT_THR, "--report-thr", help=THR_HELP),
+    report_max: int = typer.Option(DEFAULT_REPORT_MAX, "--report-max", help=MAX_HELP),
+    heatmaps: bool = typer.Option(False, "--heatmaps", help="With --report or --save-vis: also draw the SSPNet attention (scale-selection) maps per pyramid level and combined, from the same forward pass. FPN models have none. [default: off]"),
+    camera_model: bool = typer.Option(True, "--camera-model/--no-camera-model", help="Place detections in drone photos on the ground from the camera's EXIF/XMP metadata (GPS, gimbal, focal length); --no-camera-model keeps pixel geometry for photos. Georeferenced rasters always use their own georeferencing. [default: on]"),
+    ground_elevation: Optional[float] = typer.Option(None, "--ground-elevation", help="Ground height in metres in the GPS altitude's datum, for the camera model. [default: flat ground RelativeAltitude below the camera]"),
+    dem: Optional[Path] = typer.Option(None, "--dem", help="A DEM GeoTIFF (heights in the GPS altitude's datum) for the camera model; rays are intersected with it iteratively. [default: none]"),
 ) -> int:
     """Find people in images: tile each frame, detect in batches, merge, write one results file.
 
@@ -58,14 +71,39 @@ def detect(
     check_writable(out)
     if save_vis is not None:
         _check_folder(save_vis)
+    if report is not None:
+        check_report_options(report_thr, report_max)
+        check_report_dir(report)
+    if heatmaps and report is None and save_vis is None:
+        raise SSPNetError("--heatmaps draws into --report or --save-vis; give one of them")
+    options["heatmaps"] = heatmaps
+    if not camera_model and (ground_elevation is not None or dem is not None):
+        raise SSPNetError("--ground-elevation and --dem are for the camera model; drop them or --no-camera-model")
+    ground = open_ground(ground_elevation, dem) if camera_model else None
+    extras = _Extras(save_vis, report, report_thr, report_max, camera_model, ground_elevation, ground)
     ctx = setup(device)
     try:
-        return _run_job(ctx, inputs, out, weights, device, options, recursive, save_vis, resume, keep_parts)
+        return _run_job(ctx, inputs, out, weights, device, options, recursive, extras, resume, keep_parts)
     finally:
         ctx.close()
+        if ground is not None:
+            ground.close()
 
 
-def _run_job(ctx: DistContext, inputs, out, weights, device, options, recursive, save_vis, resume, keep_parts) -> int:
+@dataclass
+class _Extras:
+    """What detect does with the merged results besides writing OUT."""
+
+    save_vis: Optional[Path]
+    report: Optional[Path]
+    report_thr: float
+    report_max: int
+    camera_model: bool
+    ground_elevation: Optional[float]
+    dem: Optional[Dem]
+
+
+def _run_job(ctx: DistContext, inputs, out, weights, device, options, recursive, extras: _Extras, resume, keep_parts) -> int:
     expanded = expand_inputs(inputs, recursive)
     if ctx.is_main:
         for item, problem in expanded.problems:
@@ -73,6 +111,10 @@ def _run_job(ctx: DistContext, inputs, out, weights, device, options, recursive,
     if not expanded.paths:
         raise SSPNetError("no images to process")
     detector = Detector(weights, device=str(ctx.device) if ctx.distributed else device, **options)
+    if options["heatmaps"] and not getattr(detector.model.neck, "has_attention", False):
+        if ctx.is_main:
+            err.print("note: --heatmaps: this model's FPN neck has no attention maps; none are drawn", markup=False)
+        detector = detector.with_options(heatmaps=False)
     parts = jobs.parts_dir_for(out)
     problem = None
     if ctx.is_main:
@@ -112,10 +154,22 @@ def _run_job(ctx: DistContext, inputs, out, weights, device, options, recursive,
     if not results:
         _print_summary(all_stats, results, failures)
         raise SSPNetError("no image could be processed; nothing written")
+    if extras.camera_model:
+        results = apply_camera_models(results, extras.ground_elevation, extras.dem)
     meta = {"weights": detector.weights.name if detector.weights else None, "options": detector.options.to_dict()}
     write_results(out, results, meta)
-    if save_vis is not None:
-        _save_overlays(save_vis, results)
+    if extras.save_vis is not None:
+        _save_overlays(extras.save_vis, results)
+    if extras.report is not None:
+        seconds = max((s.seconds for s in all_stats), default=0.0)
+        summary = write_report(
+            extras.report, results, {**meta, "results": str(out), "seconds": seconds, "device": str(detector.device)},
+            extras.report_thr, extras.report_max, heatmaps=detector.options.heatmaps,
+            failures=[(f.image, f.problem) for f in failures],
+        )
+        for warning in summary.warnings:
+            err.print(f"warning: {warning}", markup=False)
+        err.print(f"wrote the review report {summary.index}", markup=False)
     if not keep_parts:
         jobs.remove_parts(parts)
     _print_summary(all_stats, results, failures)
@@ -184,6 +238,9 @@ def _save_overlays(folder: Path, results: list[ImageResult]) -> None:
         used.add(name)
         with open_source(result.image) as source:
             save_overlay(folder / name, source, result.detections)
+            maps = attention_of(result.extra)
+            if maps:
+                save_heatmaps(folder, Path(name).stem, source, maps)
 
 
 def _print_summary(all_stats: list[RunStats], results: list[ImageResult], failures: list[Failure]) -> None:

@@ -131,6 +131,25 @@ def unit_rows(windows: list[Window]) -> list[int]:
     return sorted({w.y for w in windows})
 
 
+def merge_pieces(pieces: Sequence[UnitResult], nms_iou: float, score_thr: float) -> ImageResult:
+    """One frame's result from the units that covered it (one, or several bands): every tile's
+    detections, in window order, through :func:`merge_frame`; attention maps stitched by
+    per-pixel maximum."""
+    first = pieces[0]
+    parts = sorted((p for piece in pieces for p in piece.parts), key=lambda p: p[2])
+    merged = merge_frame(parts, first.windows, nms_iou, score_thr)
+    extra: dict[str, Any] = {}
+    if first.warnings:
+        extra["warnings"] = list(first.warnings)
+    maps = [piece.attention for piece in pieces if piece.attention]
+    if maps:
+        extra["attention"] = {k: np.maximum.reduce([m[k] for m in maps]) for k in maps[0]}
+    return ImageResult(
+        image=first.name, width=first.width, height=first.height, detections=merged,
+        georef=first.georef, camera=first.camera, extra=extra,
+    )
+
+
 class Detector:
     """Detect people in frames of any size: ``Detector(weights).detect("frame.jpg")``.
 
@@ -203,21 +222,9 @@ class Detector:
             yield result
 
     def merge(self, pieces: Sequence[UnitResult]) -> ImageResult:
-        """One frame's result from the units that covered it (one, or several bands): every
-        tile's detections, in window order, through :func:`merge_frame`."""
-        first = pieces[0]
-        parts = sorted((p for piece in pieces for p in piece.parts), key=lambda p: p[2])
-        merged = merge_frame(parts, first.windows, self.options.nms_iou, self.options.score_thr)
-        extra: dict[str, Any] = {}
-        if first.warnings:
-            extra["warnings"] = list(first.warnings)
-        maps = [piece.attention for piece in pieces if piece.attention]
-        if maps:
-            extra["attention"] = {k: np.maximum.reduce([m[k] for m in maps]) for k in maps[0]}
-        return ImageResult(
-            image=first.name, width=first.width, height=first.height, detections=merged,
-            georef=first.georef, camera=first.camera, extra=extra,
-        )
+        """One frame's result from the units that covered it: :func:`merge_pieces` with this
+        detector's NMS IoU and score threshold."""
+        return merge_pieces(pieces, self.options.nms_iou, self.options.score_thr)
 
     def run_units(
         self,

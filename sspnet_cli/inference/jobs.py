@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from sspnet_cli.errors import SSPNetError
-from sspnet_cli.inference.engine import Detector, Failure, RunStats, UnitResult, WorkUnit, unit_rows
+from sspnet_cli.inference.engine import Detector, Failure, RunStats, UnitResult, WorkUnit, merge_pieces, unit_rows
 from sspnet_cli.inference.tiling import window_grid
 from sspnet_cli.types import Detections, GeoRef, ImageResult
 
@@ -136,7 +136,12 @@ def manifest_for(detector: Detector) -> dict[str, Any]:
         "bands": list(opts.bands) if opts.bands else None,
         "half": opts.half,
         "heatmaps": opts.heatmaps,
+        "nms_iou": opts.nms_iou,  # for merging the parts later (sspnet report); may change on resume
     }
+
+
+#: manifest entries a resumed run may change (they act only when the parts are merged)
+MERGE_ONLY = ("nms_iou",)
 
 
 def check_or_write_manifest(parts: Path, manifest: dict[str, Any], resume: bool) -> None:
@@ -149,7 +154,7 @@ def check_or_write_manifest(parts: Path, manifest: dict[str, Any], resume: bool)
             old = json.loads(path.read_text())
         except (OSError, ValueError):
             raise SSPNetError(f"{path}: unreadable; delete {parts} to start over") from None
-        differs = [k for k in sorted(set(old) | set(manifest)) if old.get(k) != manifest.get(k)]
+        differs = [k for k in sorted(set(old) | set(manifest)) if k not in MERGE_ONLY and old.get(k) != manifest.get(k)]
         if differs:
             what = ", ".join(f"{k} ({old.get(k)!r} then, {manifest.get(k)!r} now)" for k in differs)
             raise SSPNetError(f"cannot resume: the earlier run differs in {what}; use the same weights and options, or delete {parts}")
@@ -295,6 +300,53 @@ def gather(
             piece.attention = load_attention(parts, rec)  # type: ignore[arg-type]
             pieces.append(piece)
         yield detector.merge(pieces)
+
+
+@dataclass
+class PartialResults:
+    """What a part folder holds: the images whose every unit is done, merged, in input order."""
+
+    results: list[ImageResult]
+    failures: list[Failure]
+    unfinished: int  # images with some units done and others not
+    meta: dict[str, Any]
+
+
+def partial_results(parts: Path) -> PartialResults:
+    """Merge what ``parts`` (the ``OUT.parts/`` of a running, interrupted or ``--keep-parts`` run)
+    holds, without the model: images whose units are all recorded are merged with the run's
+    own options, as :func:`gather` would; the others are counted in ``unfinished``."""
+    path = parts / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+        tile = (int(manifest["tile"][0]), int(manifest["tile"][1]))
+        overlap, score_thr = int(manifest["overlap"]), float(manifest["score_thr"])
+        nms_iou = float(manifest.get("nms_iou", 0.5))
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        raise SSPNetError(f"{parts}: not the part folder of an sspnet detect run (no readable {MANIFEST})") from None
+    by_input: dict[int, list[dict[str, Any]]] = {}
+    for uid, rec in read_records(parts).items():
+        by_input.setdefault(int(uid.split(":")[0]), []).append(rec)
+    out = PartialResults([], [], 0, {"options": {k: manifest.get(k) for k in ("tile", "overlap", "score_thr", "scales", "bands", "half", "heatmaps", "nms_iou")}})
+    for index in sorted(by_input):
+        recs = sorted(by_input[index], key=lambda r: r["uid"])
+        failed = next((r["failed"] for r in recs if r.get("failed")), None)
+        if failed:
+            out.failures.append(Failure(recs[0]["path"], failed))
+            continue
+        first = recs[0]
+        if ":" in first["uid"]:
+            rows = len(unit_rows(window_grid(first["width"], first["height"], tile, overlap)))
+            if len(recs) < -(-rows // BAND_ROWS):
+                out.unfinished += 1
+                continue
+        pieces = []
+        for rec in recs:
+            piece = unit_from_record(rec, tile, overlap)
+            piece.attention = load_attention(parts, rec)
+            pieces.append(piece)
+        out.results.append(merge_pieces(pieces, nms_iou, score_thr))
+    return out
 
 
 def remove_parts(parts: Path) -> None:

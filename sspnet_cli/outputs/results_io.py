@@ -49,6 +49,8 @@ class ReadResults:
     results: list[ImageResult]
     meta: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (input, problem) where known
+    from_parts: bool = False  # read from the part folder of an unfinished run
 
 
 @dataclass
