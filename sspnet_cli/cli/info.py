@@ -38,7 +38,7 @@ def _print_tables(desc: dict) -> None:
     console = Console()
     bb, neck = desc["backbone"], desc["neck"]
     console.print(f"[bold]{desc['detector']}[/] with a [bold]{neck['name']}[/] neck on [bold]{bb['name']}[/]")
-    console.print(f"backbone norm: {bb['norm']}, frozen stages: {bb['frozen_stages']}, initial weights: {bb['initial_weights']}")
+    console.print(f"backbone norm: {bb['norm']}, frozen stages: {bb['frozen_stages']}, initial weights: {bb['initial_weights']}", soft_wrap=True, markup=False)
     params = Table(title="Parameters")
     params.add_column("part")
     params.add_column("parameters", justify="right")

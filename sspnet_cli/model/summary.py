@@ -72,7 +72,7 @@ def describe(model: nn.Module, meta: Optional[dict[str, Any]] = None) -> dict[st
             "channels_c2_c5": list(getattr(backbone, "out_channels", [])),
             "norm": cfg.backbone_norm,
             "frozen_stages": cfg.frozen_stages,
-            "initial_weights": getattr(backbone, "init_source", "unknown"),
+            "initial_weights": _initial_weights(backbone, meta),
         },
         "neck": {"name": NECK_NAMES.get(cfg.neck, cfg.neck), "channels": cfg.neck_channels},
         "parameters": params,
@@ -81,3 +81,12 @@ def describe(model: nn.Module, meta: Optional[dict[str, Any]] = None) -> dict[st
         "config": cfg.to_dict(),
         "checkpoint": meta,
     }
+
+
+def _initial_weights(backbone: object, meta: Optional[dict]) -> str:
+    """Where the backbone's weights started from: the training metadata of a checkpoint (its
+    weights were loaded over a freshly built backbone, so the module itself cannot tell), else
+    what the backbone was built from."""
+    if meta is not None:
+        return str(meta.get("backbone_init") or "not recorded in the checkpoint")
+    return str(getattr(backbone, "init_source", "unknown"))
