@@ -319,3 +319,41 @@ def test_decisions_are_saved_under_an_id_of_the_frames(tmp_path):
     write_report(tmp_path / "b", results, report_thr=0.8)
     write_report(tmp_path / "c", results[:2])
     assert report_id(tmp_path / "a") == report_id(tmp_path / "b") != report_id(tmp_path / "c")
+
+
+def test_sites_far_apart_get_a_map_each():
+    from sspnet_cli.outputs.report.overview import Footprint, MapPoint, group_sites
+
+    def square(lon, lat, d=0.001):
+        return np.array([[lon, lat], [lon + d, lat], [lon + d, lat + d], [lon, lat + d], [lon, lat]])
+
+    here = [Footprint(square(-82.0, 29.7), None, "a"), Footprint(square(-82.003, 29.7), None, "b")]
+    there = [Footprint(square(-94.3, 45.0), None, "c")]
+    points = [MapPoint(-82.0005, 29.7005, 0.9, "#d1", "1"), MapPoint(-94.2995, 45.0005, 0.8, "#d2", "2"),
+              MapPoint(10.0, 50.0, 0.5, "#d3", "alone")]
+    sites = group_sites(here + there, points)
+    assert [([f.label for f in fps], [p.label for p in pts]) for fps, pts in sites] == [
+        (["a", "b"], ["1"]), (["c"], ["2"]), ([], ["alone"])]
+    # neighbours within the gap chain into one site
+    chain = [MapPoint(0.0, 0.03 * k, 0.9, f"#d{k}", str(k)) for k in range(5)]  # 3.3 km steps
+    assert len(group_sites([], chain)) == 1
+    assert group_sites([], []) == []
+
+
+def test_a_camera_placed_photo_has_its_ground_footprint_on_the_map():
+    from sspnet_cli.geo.camera import apply_camera_model
+    from sspnet_cli.outputs.report.overview import raster_footprint
+    from sspnet_cli.types import Detections, ImageResult
+
+    camera = {"lon": 7.25, "lat": 46.5, "altitude": 530.0, "relative_altitude": 100.0, "gimbal_yaw": 0.0,
+              "gimbal_pitch": -90.0, "gimbal_roll": 0.0, "calibrated_focal_length": 1000.0,
+              "calibrated_cx": 320.0, "calibrated_cy": 240.0}
+    empty = Detections(torch.zeros((0, 4)), torch.zeros(0), torch.zeros(0, dtype=torch.int64))
+    placed = apply_camera_model(ImageResult("p.jpg", 640, 480, empty, None, camera))
+    ring = raster_footprint(placed)
+    assert ring.shape == (5, 2) and np.allclose(ring[0], ring[-1])
+    # 640 x 480 px at 100 m with f = 1000 px: 64 m x 48 m around the camera, north up
+    lon_span = (ring[:, 0].max() - ring[:, 0].min()) * 111_320 * np.cos(np.radians(46.5))
+    lat_span = (ring[:, 1].max() - ring[:, 1].min()) * 111_132
+    assert lon_span == pytest.approx(64.0, rel=0.01) and lat_span == pytest.approx(48.0, rel=0.01)
+    assert raster_footprint(ImageResult("q.jpg", 640, 480, empty)) is None

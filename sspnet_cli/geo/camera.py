@@ -461,6 +461,8 @@ def apply_camera_model(result: ImageResult, ground_elevation: Optional[float] = 
         else:
             boxes = result.detections.boxes.detach().cpu().double().numpy().reshape(-1, 4)
             positions = project_boxes(model, boxes)
+            outline = frame_footprint(model, result.width, result.height)
+            positions.footprint = outline if np.isfinite(outline).all() else None
             camera = {**camera, "focal_length_px": model.intrinsics.focal_px, "height_above_ground": model.height_above_ground}
     return dataclasses.replace(result, camera=camera, extra={**result.extra, "ground": positions})
 

@@ -32,6 +32,9 @@ class Positions:
     # source "camera": per detection, why it has no position (None where it has one)
     reasons: Optional[Sequence[Optional[str]]] = None
     note: Optional[str] = None  # a caveat on every position of the image (e.g. a cropped photo)
+    # source "camera": the whole frame's outline on the ground (closed lon/lat ring), where every
+    # corner ray meets it
+    footprint: Optional[np.ndarray] = None
 
     def located(self, n: int) -> np.ndarray:
         """``(n,)`` bool: which of the image's ``n`` detections have a map position (a finite

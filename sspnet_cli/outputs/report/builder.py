@@ -39,7 +39,7 @@ from sspnet_cli.outputs.overlay import DEFAULT_MAX_SIDE, draw_boxes
 from sspnet_cli.outputs.report.assets import write_assets
 from sspnet_cli.outputs.report.crops import encode_jpeg, render_crop
 from sspnet_cli.outputs.report.folder import building
-from sspnet_cli.outputs.report.overview import Footprint, MapPoint, overview_svg, raster_footprint
+from sspnet_cli.outputs.report.overview import Footprint, MapPoint, group_sites, overview_svg, raster_footprint
 from sspnet_cli.outputs.report.page import ImageCard, PageData, render_page
 from sspnet_cli.outputs.report.selection import Entry, select_entries
 from sspnet_cli.outputs.values import detection_arrays
@@ -237,7 +237,7 @@ def write_report(
             report_id=_report_id(results),
             selection=selection,
             images=cards,
-            map_svg=overview_svg(footprints, points),
+            map_svgs=[svg for fps, pts in group_sites(footprints, points) if (svg := overview_svg(fps, pts))],
             meta=meta,
             failures=list(failures),
             notes=list(notes) + warnings,

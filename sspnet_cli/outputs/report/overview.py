@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from sspnet_cli.geo.positions import Positions
 from sspnet_cli.geo.transform import pixel_to_lonlat
 from sspnet_cli.types import ImageResult
 
@@ -26,6 +27,8 @@ MAX_HEIGHT_PX = 720
 MARGIN_PX = 24
 #: smallest extent drawn, in metres (a single detection still gets a sensible scale)
 MIN_EXTENT_M = 40.0
+#: frames and detections further apart than this are drawn on separate maps (see group_sites)
+SITE_GAP_M = 5_000.0
 
 
 @dataclass
@@ -49,8 +52,12 @@ class MapPoint:
 
 
 def raster_footprint(result: ImageResult) -> Optional[np.ndarray]:
-    """The closed lon/lat ring of a georeferenced raster's frame (corners transformed one by
-    one, so a rotated raster gives its true outline), or None without georeferencing or size."""
+    """The closed lon/lat ring of a frame on the ground: a georeferenced raster's (corners
+    transformed one by one, so a rotated raster gives its true outline) or a drone photo's as its
+    camera model casts it; None without either, or without a size."""
+    ground = result.extra.get("ground")
+    if result.georef is None and isinstance(ground, Positions) and ground.footprint is not None:
+        return np.asarray(ground.footprint, dtype=np.float64)
     if result.georef is None or result.width <= 0 or result.height <= 0:
         return None
     cols = np.array([0, result.width, result.width, 0, 0], dtype=np.float64)
@@ -82,6 +89,51 @@ def _nice_length(max_m: float) -> float:
 
 def _fmt(v: float) -> str:
     return f"{v:.1f}"
+
+
+def group_sites(footprints: Sequence[Footprint], points: Sequence[MapPoint], gap_m: float = SITE_GAP_M) -> list[tuple[list[Footprint], list[MapPoint]]]:
+    """Split what the map draws into sites: footprints and points closer than ``gap_m`` to one
+    another (chained) are one site. Frames from two places far apart would otherwise shrink to
+    dots on one map. Sites come in the order of their first item (footprints first)."""
+    centres = [fp.ring[:-1].mean(axis=0) if len(fp.ring) > 1 else fp.ring[0] for fp in footprints]
+    centres += [np.array([p.lon, p.lat]) for p in points]
+    n = len(centres)
+    if n == 0:
+        return []
+    ll = np.radians(np.array(centres, dtype=np.float64))
+    radius = [0.0] * len(footprints) + [0.0] * len(points)
+    for k, fp in enumerate(footprints):  # a frame reaches as far as its own outline
+        radius[k] = float(_distances_m(np.radians(fp.ring), ll[k]).max()) if len(fp.ring) > 1 else 0.0
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    rad = np.array(radius)
+    for i in range(n):
+        near = np.nonzero(_distances_m(ll[i + 1:], ll[i]) - rad[i + 1:] - rad[i] < gap_m)[0] + i + 1
+        for j in near:
+            parent[find(int(j))] = find(i)
+    sites: dict[int, tuple[list[Footprint], list[MapPoint]]] = {}
+    for k in range(n):
+        site = sites.setdefault(find(k), ([], []))
+        if k < len(footprints):
+            site[0].append(footprints[k])
+        else:
+            site[1].append(points[k - len(footprints)])
+    return list(sites.values())
+
+
+def _distances_m(lonlat_rad: np.ndarray, origin_rad: np.ndarray) -> np.ndarray:
+    """Great-circle distances (haversine, spherical Earth) from ``origin`` to each row."""
+    lonlat_rad = np.asarray(lonlat_rad).reshape(-1, 2)
+    dlon = lonlat_rad[:, 0] - origin_rad[0]
+    dlat = lonlat_rad[:, 1] - origin_rad[1]
+    a = np.sin(dlat / 2) ** 2 + np.cos(origin_rad[1]) * np.cos(lonlat_rad[:, 1]) * np.sin(dlon / 2) ** 2
+    return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
 def overview_svg(footprints: Sequence[Footprint], points: Sequence[MapPoint]) -> Optional[str]:

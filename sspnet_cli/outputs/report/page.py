@@ -49,7 +49,7 @@ class PageData:
     report_id: str
     selection: Selection
     images: list[ImageCard]
-    map_svg: Optional[str] = None
+    map_svgs: list[str] = field(default_factory=list)  # one map per site
     meta: dict[str, Any] = field(default_factory=dict)
     failures: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -154,18 +154,21 @@ def _thumb(card: ImageCard) -> str:
 
 def _overview(data: PageData) -> str:
     parts = ["<section id=\"overview\"><h2>Overview</h2>"]
-    if data.map_svg:
+    if data.map_svgs:
         parts.append(
             "<p>Frame footprints and the positions of the listed detections in lon/lat, north up "
-            "(click a frame for its overlay, a dot for its entry).</p>"
+            "(click a frame for its overlay, a dot for its entry)"
+            + (f"; {len(data.map_svgs)} sites more than 5 km apart, one map each" if len(data.map_svgs) > 1 else "")
+            + ".</p>"
         )
-        parts.append(f"<figure class=\"map\">{data.map_svg}<figcaption class=\"legend\">"
-                     "<span class=\"dot s90\"></span> &gt;= 0.90 <span class=\"dot s70\"></span> 0.70-0.90 "
-                     "<span class=\"dot s50\"></span> 0.50-0.70 <span class=\"dot s00\"></span> below 0.50"
-                     "</figcaption></figure>")
+        for svg in data.map_svgs:
+            parts.append(f"<figure class=\"map\">{svg}<figcaption class=\"legend\">"
+                         "<span class=\"dot s90\"></span> &gt;= 0.90 <span class=\"dot s70\"></span> 0.70-0.90 "
+                         "<span class=\"dot s50\"></span> 0.50-0.70 <span class=\"dot s00\"></span> below 0.50"
+                         "</figcaption></figure>")
     plain = [card for card in data.images if not card.on_map]
     if plain:
-        if data.map_svg:
+        if data.map_svgs:
             parts.append("<h3>Frames without a map position</h3>")
         with_dets = sum(1 for card in plain if card.detections)
         summary = f"{_count(len(plain), 'frame')}, {with_dets:,} with detections"
