@@ -151,6 +151,8 @@ class ModelConfig:
     frozen_stages: int = 1  # stem + first stage (C2) do not train
     neck: str = "sspnet"
     neck_channels: int = 256
+    # the SSPNet CAM's normalisation: "bn" (the official code) or "gn" (GroupNorm; see necks.py)
+    neck_norm: Literal["bn", "gn"] = "bn"
     num_classes: int = 1  # foreground classes (person)
     # RGB on the 0-255 scale; images are fed to the model in [0, 1] and scaled internally
     pixel_mean: tuple[float, float, float] = (123.675, 116.28, 103.53)
@@ -177,6 +179,8 @@ class ModelConfig:
             raise SSPNetError(f"unknown neck {self.neck!r}; choose one of {', '.join(NECKS)}")
         if self.backbone_norm not in ("frozen_bn", "bn"):
             raise SSPNetError(f"unknown backbone norm {self.backbone_norm!r}; choose frozen_bn or bn")
+        if self.neck_norm not in ("bn", "gn"):
+            raise SSPNetError(f"unknown neck norm {self.neck_norm!r}; choose bn or gn")
         if self.attention.loss not in ("dice+bce", "bce"):
             raise SSPNetError(f"unknown attention loss {self.attention.loss!r}; choose dice+bce or bce")
         if self.anchors is None:

@@ -3,7 +3,6 @@ import torch
 
 from sspnet_cli.inference.merge import merge_frame, tile_to_frame
 from sspnet_cli.inference.tiling import window_grid
-from sspnet_cli.types import Window
 
 
 def det(boxes, scores):

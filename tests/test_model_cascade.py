@@ -1,15 +1,13 @@
 """Cascade R-CNN-SSPNet: stage settings, the cascade's plumbing on hand-made cases, training,
 output caps, checkpoints and the CLI."""
 import math
-from pathlib import Path
 
 import pytest
 import torch
 from torchvision.ops import box_iou
 
-from cli_helpers import run_cli
+from model_helpers import cli_train_detect_eval, train_steps
 from sspnet_cli.config import CascadeConfig, ModelConfig, RoIConfig
-from sspnet_cli.data import write_synthetic_dataset
 from sspnet_cli.errors import SSPNetError
 from sspnet_cli.model.build import build_from_config
 from sspnet_cli.model.cascade import CascadeRoIHeads
@@ -126,14 +124,7 @@ def test_a_few_training_steps_lower_the_loss():
     scenes = [blob_scene(0), blob_scene(1)]
     images, targets = [s[0] for s in scenes], [s[1] for s in scenes]
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
-    totals = []
-    for _ in range(8):
-        losses = model(images, targets)
-        loss = sum(losses.values())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        totals.append(float(loss.detach()))
+    losses, totals = train_steps(model, images, targets, opt, 8)
     assert {"loss_rpn_cls", "loss_rcnn1_cls", "loss_rcnn3_box", "loss_att_dice"} <= set(losses)
     assert sum(totals[-3:]) / 3 < 0.7 * sum(totals[:3]) / 3, totals
 
@@ -176,13 +167,6 @@ def test_checkpoints_round_trip_and_refuse_another_kind(tmp_path):
 
 
 def test_cli_train_detect_and_eval(tmp_path):
-    data = write_synthetic_dataset(tmp_path / "ds", layout="tinyperson", splits={"train": 2, "valid": 1}, size=(256, 192), seed=0)
-    run = tmp_path / "run"
-    assert run_cli("train", data, "--out", run, "--detector", "cascade_rcnn", "--backbone", "resnet18", "--neck-channels", "32",
-                   "--tile", "192x160", "--max-steps", "2", "--device", "cpu", "--workers", "0", "--val-split", "none") == 0
+    run = cli_train_detect_eval(tmp_path, "cascade_rcnn")
     ckpt = read_checkpoint(run / "last.pt")
     assert ckpt["config"]["detector"] == "cascade_rcnn" and ckpt["train_state"]["step"] == 2
-    frame = next((Path(data) / "train").rglob("*.jpg"))
-    assert run_cli("detect", frame, "--weights", run / "last.pt", "--out", tmp_path / "d.csv", "--device", "cpu") == 0
-    assert run_cli("eval", "--data", data, "--split", "valid", "--weights", run / "last.pt", "--device", "cpu",
-                   "--out", tmp_path / "m.json") == 0

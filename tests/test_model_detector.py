@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from model_helpers import train_steps
 from sspnet_cli.config import ModelConfig, RoIConfig
 from sspnet_cli.errors import SSPNetError
-from sspnet_cli.model.backbones import build_backbone, load_backbone_weights
+from sspnet_cli.model.backbones import build_backbone
 from sspnet_cli.model.build import build_from_config
 from sspnet_cli.model.checkpoint import load_model, save_checkpoint
 
@@ -45,14 +46,7 @@ def test_a_few_training_steps_lower_the_loss(neck):
     scenes = [blob_scene(0), blob_scene(1)]
     images, targets = [s[0] for s in scenes], [s[1] for s in scenes]
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
-    totals = []
-    for _ in range(10):
-        losses = model(images, targets)
-        loss = sum(losses.values())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        totals.append(float(loss.detach()))
+    losses, totals = train_steps(model, images, targets, opt, 10)
     expected = {"loss_rpn_cls", "loss_rpn_box", "loss_rcnn_cls", "loss_rcnn_box"}
     if neck == "sspnet":
         expected |= {"loss_att_bce", "loss_att_dice"}

@@ -10,7 +10,7 @@ import torch
 from cli_helpers import run_cli
 from sspnet_cli.config import ModelConfig
 from sspnet_cli.errors import SSPNetError
-from sspnet_cli.model.backbones import MOBILENET_V2_FILE, MOBILENET_V2_SHA256, build_backbone, load_backbone_weights, sha256_of
+from sspnet_cli.model.backbones import MOBILENET_V2_FILE, MOBILENET_V2_SHA256, build_backbone, sha256_of
 from sspnet_cli.model.build import build_from_config
 from sspnet_cli.model.checkpoint import save_checkpoint
 from sspnet_cli.model.summary import describe

@@ -98,3 +98,24 @@ def test_roi_level_mapper_uses_finest_scale_56():
     mapper = LevelRoIAlign((4, 8, 16, 32), 7, 0, 56.0)
     boxes = torch.tensor([[0, 0, 10, 10], [0, 0, 111, 111], [0, 0, 112, 112], [0, 0, 224, 224], [0, 0, 900, 900]], dtype=torch.float)
     assert mapper.levels(boxes).tolist() == [0, 0, 1, 2, 3]
+
+
+def test_the_cam_norm_is_batchnorm_or_groupnorm_and_checkpoints_keep_it(tmp_path):
+    from sspnet_cli.config import ModelConfig
+    from sspnet_cli.errors import SSPNetError
+    from sspnet_cli.model.build import build_from_config
+    from sspnet_cli.model.checkpoint import load_model, save_checkpoint
+
+    def norms(model):
+        return {type(m).__name__ for m in model.neck.cam.modules() if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.GroupNorm))}
+
+    cfg = ModelConfig(backbone="resnet18", neck_channels=48, neck_norm="gn")
+    model = build_from_config(cfg)
+    assert norms(model) == {"GroupNorm"} and norms(build_from_config(ModelConfig(backbone="resnet18", neck_channels=48))) == {"BatchNorm2d"}
+    gn = next(m for m in model.neck.cam.modules() if isinstance(m, torch.nn.GroupNorm))
+    assert gn.num_groups == 16  # 48 channels: the largest of 32, 16, ... that divides them
+    save_checkpoint(tmp_path / "gn.pt", model)
+    loaded, _ = load_model(tmp_path / "gn.pt")
+    assert loaded.cfg.neck_norm == "gn" and norms(loaded) == {"GroupNorm"}
+    with pytest.raises(SSPNetError, match="unknown neck norm"):
+        ModelConfig(neck_norm="ln").validate()

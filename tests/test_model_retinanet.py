@@ -1,14 +1,13 @@
 """RetinaNet-SSPNet: anchors, initial probability, assignment, the focal/L1 loss normalisation,
 training, output caps, checkpoints, info and the CLI."""
 import math
-from pathlib import Path
 
 import pytest
 import torch
 
 from cli_helpers import run_cli
+from model_helpers import cli_train_detect_eval, train_steps
 from sspnet_cli.config import AnchorConfig, ModelConfig, RetinaNetConfig
-from sspnet_cli.data import write_synthetic_dataset
 from sspnet_cli.errors import SSPNetError
 from sspnet_cli.model.build import build_from_config
 from sspnet_cli.model.checkpoint import load_model, read_checkpoint, save_checkpoint
@@ -93,14 +92,7 @@ def test_a_few_training_steps_lower_the_loss():
     # hundreds of steps to move the focal loss); Adam shows in a few steps that the gradients of
     # every loss point the right way
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-4)
-    totals = []
-    for _ in range(10):
-        losses = model(images, targets)
-        loss = sum(losses.values())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        totals.append(float(loss.detach()))
+    losses, totals = train_steps(model, images, targets, opt, 10)
     assert set(losses) == {"loss_retina_cls", "loss_retina_box", "loss_att_bce", "loss_att_dice"}
     assert sum(totals[-3:]) / 3 < 0.7 * sum(totals[:3]) / 3, totals
 
@@ -159,14 +151,7 @@ def test_checkpoints_round_trip_and_refuse_another_kind(tmp_path):
 
 
 def test_cli_train_detect_and_eval(tmp_path):
-    data = write_synthetic_dataset(tmp_path / "ds", layout="tinyperson", splits={"train": 2, "valid": 1}, size=(256, 192), seed=0)
-    run = tmp_path / "run"
-    assert run_cli("train", data, "--out", run, "--detector", "retinanet", "--backbone", "resnet18", "--neck-channels", "32",
-                   "--tile", "192x160", "--max-steps", "2", "--device", "cpu", "--workers", "0", "--val-split", "none") == 0
+    run = cli_train_detect_eval(tmp_path, "retinanet")
     ckpt = read_checkpoint(run / "last.pt")
     assert ckpt["config"]["detector"] == "retinanet" and len(ckpt["config"]["anchors"]["scales"]) == 3
-    frame = next((Path(data) / "train").rglob("*.jpg"))
-    assert run_cli("detect", frame, "--weights", run / "last.pt", "--out", tmp_path / "d.csv", "--device", "cpu") == 0
-    assert run_cli("eval", "--data", data, "--split", "valid", "--weights", run / "last.pt", "--device", "cpu",
-                   "--out", tmp_path / "m.json") == 0
     assert run_cli("info", "--weights", run / "last.pt", "--json") == 0

@@ -155,7 +155,7 @@ def test_full_disk_leaves_no_partial_file(tmp_path, weights, monkeypatch, capsys
     real_dumps = geojson._dumps
 
     def failing_dumps(obj):
-        text = real_dumps(obj)
+        real_dumps(obj)  # the document is built, then the disk fills while writing it
         raise OSError(errno.ENOSPC, "No space left on device", str(out))
 
     monkeypatch.setattr(geojson, "_dumps", failing_dumps)

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from cli_helpers import run_cli
-from conftest import shared_path
 from sspnet_cli.inference.sources import open_source
 from sspnet_cli.outputs import write_results
 from sspnet_cli.outputs.report.locate import FrameFinder

@@ -36,6 +36,7 @@ def train(
     backbone_weights: str = typer.Option("default", "--backbone-weights", help="ImageNet state-dict file for the backbone, or 'none' (from scratch). [default: the shipped MobileNetV2 file for mobilenet_v2; none for ResNets (not shipped)]"),
     neck: str = typer.Option("sspnet", help="sspnet (CAM + SEM + SSM) or fpn (the baseline)."),
     neck_channels: int = typer.Option(256, "--neck-channels", help="Channels of the pyramid (256 in the paper; fewer for a lighter, faster model)."),
+    neck_norm: str = typer.Option("bn", "--neck-norm", help="Normalisation in the SSPNet neck's context attention: bn (BatchNorm, as the official code) or gn (GroupNorm, independent of the batch size)."),
     tile: str = typer.Option("640x512", help="Training patch size WIDTHxHEIGHT (patches overlap by 30 px)."),
     no_wns: bool = typer.Option(False, "--no-wns", help="Sample negatives uniformly instead of by Weighted Negative Sampling (the R-CNN detectors; RetinaNet samples nothing). [default: WNS on]"),
     attention_loss: str = typer.Option("dice+bce", "--attention-loss", help="dice+bce (the paper's) or bce (plain BCE, the ablation)."),
@@ -51,6 +52,7 @@ def train(
         backbone=backbone,
         neck=neck,
         neck_channels=neck_channels,
+        neck_norm=neck_norm,
         wns=WNSConfig(enabled=not no_wns),
         attention=AttentionConfig(loss=attention_loss),  # type: ignore[arg-type]
     ).validate()

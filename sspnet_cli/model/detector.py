@@ -42,7 +42,7 @@ class PyramidDetector(nn.Module, ABC):
         super().__init__()
         self.cfg = cfg.validate()
         self.backbone = build_backbone(cfg.backbone, cfg.backbone_norm, cfg.frozen_stages, backbone_weights)
-        self.neck = build_neck(cfg.neck, self.backbone.out_channels, cfg.neck_channels)
+        self.neck = build_neck(cfg.neck, self.backbone.out_channels, cfg.neck_channels, cfg.neck_norm)
         self.register_buffer("pixel_mean", torch.tensor(cfg.pixel_mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(cfg.pixel_std).view(1, 3, 1, 1), persistent=False)
 

@@ -85,13 +85,13 @@ class ContextAttention(nn.Module):
     """CAM: context from all levels gathered at P2, then a chain of convolutions (stride 1 for
     P2, 2 for each later level) with a sigmoid head per link gives A2..A5."""
 
-    def __init__(self, channels: int = 256, num_levels: int = 4) -> None:
+    def __init__(self, channels: int = 256, num_levels: int = 4, norm: str = "bn") -> None:
         super().__init__()
         self.context = nn.Sequential(
             nn.Conv2d(channels * num_levels, channels, 3, padding=1),
             ASPP(channels, channels // 4),
             nn.Conv2d(channels, channels, 3, padding=1),
-            nn.BatchNorm2d(channels),
+            context_norm(norm, channels),
             nn.ReLU(inplace=False),
         )
         self.chain = nn.ModuleList(
@@ -107,6 +107,18 @@ class ContextAttention(nn.Module):
             f = link(f)  # no activation between links, as in the official code
             attentions.append(torch.sigmoid(head(f)))
         return attentions
+
+
+def context_norm(norm: str, channels: int) -> nn.Module:
+    """The CAM's one normalisation layer: ``"bn"`` (BatchNorm, the official code) or ``"gn"``
+    (GroupNorm, 32 groups or fewer when the channels do not divide: independent of the batch
+    size, for small per-GPU batches)."""
+    if norm == "bn":
+        return nn.BatchNorm2d(channels)
+    if norm == "gn":
+        groups = next(g for g in (32, 16, 8, 4, 2, 1) if channels % g == 0)
+        return nn.GroupNorm(groups, channels)
+    raise ValueError(f"unknown neck norm {norm!r}")
 
 
 def scale_selection(laterals: list[Tensor], attentions: list[Tensor]) -> list[Tensor]:
@@ -127,11 +139,11 @@ class SSPNeck(nn.Module):
 
     has_attention = True
 
-    def __init__(self, in_channels: tuple[int, ...], out_channels: int = 256) -> None:
+    def __init__(self, in_channels: tuple[int, ...], out_channels: int = 256, norm: str = "bn") -> None:
         super().__init__()
         self.out_channels = out_channels
         self.lateral_convs = nn.ModuleList(nn.Conv2d(c, out_channels, 1) for c in in_channels)
-        self.cam = ContextAttention(out_channels, len(in_channels))
+        self.cam = ContextAttention(out_channels, len(in_channels), norm)
         self.output_convs = nn.ModuleList(nn.Conv2d(out_channels, out_channels, 3, padding=1) for _ in in_channels)
         _xavier_init(self)
 
@@ -144,9 +156,9 @@ class SSPNeck(nn.Module):
         return _with_p6(outs), attentions
 
 
-def build_neck(name: str, in_channels: tuple[int, ...], out_channels: int = 256) -> nn.Module:
+def build_neck(name: str, in_channels: tuple[int, ...], out_channels: int = 256, norm: str = "bn") -> nn.Module:
     if name == "sspnet":
-        return SSPNeck(in_channels, out_channels)
+        return SSPNeck(in_channels, out_channels, norm)
     if name == "fpn":
         return FPN(in_channels, out_channels)
     raise ValueError(f"unknown neck {name!r}")

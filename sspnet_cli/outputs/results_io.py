@@ -247,9 +247,7 @@ def _read_geojson(path: PathLike) -> ReadResults:
         score = _number(props.get("score"))
         label = _label(props.get("label", "person"))
         name = props.get("image")
-        problem = None if isinstance(name, str) and name else "needs an 'image' name"
-        problem = problem or _box_problem(box) or (None if score is not None else "needs a numeric 'score'")
-        problem = problem or (None if label is not None else "has an unusable 'label'")
+        problem = _record_problem(name, box, score, label)
         if problem:
             out.reject(f"feature #{i}", problem)
             continue
@@ -261,6 +259,14 @@ def _read_geojson(path: PathLike) -> ReadResults:
         image.rings.append(ring)
         image.centres.append(None if ring is None else tuple(ring[:4].mean(axis=0)))  # type: ignore[arg-type]
     return out.finish(_meta(data.get("sspnet:run")))
+
+
+def _record_problem(name: Any, box: Optional[list], score: Optional[float], label: Any) -> Optional[str]:
+    """What makes one detection record unusable (GeoJSON feature or CSV row), or None."""
+    if not (isinstance(name, str) and name):
+        return "needs an 'image' name"
+    return (_box_problem(box) or (None if score is not None else "needs a numeric 'score'")
+            or (None if label is not None else "has an unusable 'label'"))
 
 
 # -- CSV ---------------------------------------------------------------------------------
@@ -284,9 +290,7 @@ def _read_csv(path: PathLike) -> ReadResults:
         score = _number(row.get("score"))
         label = _label(row.get("label") or "person")
         name = row.get("image")
-        problem = None if name else "needs an 'image' name"
-        problem = problem or _box_problem(box) or (None if score is not None else "needs a numeric 'score'")
-        problem = problem or (None if label is not None else "has an unusable 'label'")
+        problem = _record_problem(name, box, score, label)
         if problem:
             out.reject(f"line {i}", problem)
             continue

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
 import cv2
-import numpy as np
 
 from sspnet_cli import __version__
 from sspnet_cli.errors import InputError, SSPNetError
