@@ -51,6 +51,10 @@ def test_heatmaps_of_an_fpn_model_say_there_are_none(tmp_path, capsys):
                    "--save-vis", vis, "--heatmaps") == 0
     assert "FPN neck has no attention maps" in capsys.readouterr().err
     assert not list(vis.glob("*attention*"))
+    report = tmp_path / "report"
+    assert run_cli("detect", SAMPLE, "--weights", fpn, "--out", tmp_path / "o2.csv", "--device", "cpu",
+                   "--report", report, "--heatmaps") == 0
+    assert "the model produced no attention maps" in (report / "index.html").read_text(encoding="utf-8")
 
 
 def test_option_mistakes_exit_2_before_any_work(tmp_path, weights, capsys):

@@ -100,3 +100,23 @@ def test_two_process_ddp_smoke_run_with_gloo(tmp_path, dataset):
     assert done.returncode == 0, done.stderr[-2000:]
     ckpt = read_checkpoint(run / "last.pt")
     assert ckpt["meta"]["world_size"] == 2 and ckpt["train_state"]["step"] == 2
+
+
+def test_data_workers_do_not_hang(tmp_path, dataset):
+    """The default --workers 2: worker processes are forked after the parent has used OpenCV's
+    thread pool, which once deadlocked them (an inherited lock). Run in a child process with a
+    time limit, so a hang fails the test instead of stalling the suite."""
+    run = tmp_path / "workers"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    args = ["train", str(dataset), "--out", str(run), "--backbone", "resnet18", "--neck-channels", "32", "--tile",
+            "192x160", "--max-steps", "2", "--device", "cpu", "--workers", "2", "--val-split", "none"]
+    # large frames make OpenCV start its thread pool in the parent; these tiny ones would not
+    script = ("import sys, cv2, numpy as np; cv2.GaussianBlur(np.zeros((3000, 3000, 3), np.uint8), (9, 9), 3); "
+              "from sspnet_cli.cli.app import main; main(sys.argv[1:])")
+    cmd = [sys.executable, "-c", script, *args]
+    try:
+        done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    except subprocess.TimeoutExpired:
+        pytest.fail("training with 2 data workers hung")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert read_checkpoint(run / "last.pt")["train_state"]["step"] == 2

@@ -164,7 +164,7 @@ def _run_job(ctx: DistContext, inputs, out, weights, device, options, recursive,
         seconds = max((s.seconds for s in all_stats), default=0.0)
         summary = write_report(
             extras.report, results, {**meta, "results": str(out), "seconds": seconds, "device": str(detector.device)},
-            extras.report_thr, extras.report_max, heatmaps=detector.options.heatmaps,
+            extras.report_thr, extras.report_max, heatmaps=options["heatmaps"],  # asked: the page says when there are none
             failures=[(f.image, f.problem) for f in failures],
         )
         for warning in summary.warnings:

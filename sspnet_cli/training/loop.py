@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -254,6 +255,12 @@ class Trainer:
             chunk = order[b * per_step : (b + 1) * per_step] or order[: self.cfg.batch_size]
             batches.append(chunk[self.ctx.rank :: self.ctx.world_size][: self.cfg.batch_size])
         self.dataset.set_epoch(epoch)
+        if self.cfg.workers > 0:
+            # Workers are forked: a child inheriting OpenCV's running thread pool deadlocks on
+            # its first threaded call (a lock held by a thread that does not exist in the
+            # child). With the pool off before the fork, workers decode single-threaded, which
+            # suits several workers sharing the cores (torch's own threads: DataLoader sets 1).
+            cv2.setNumThreads(0)
         return torch.utils.data.DataLoader(
             self.dataset,
             batch_sampler=batches,
@@ -263,7 +270,6 @@ class Trainer:
             # or a resumed run would diverge from an uninterrupted one
             generator=torch.Generator().manual_seed(epoch),
             persistent_workers=False,
-            worker_init_fn=_quiet_worker if self.cfg.workers > 0 else None,
         )
 
     # -- the loop --------------------------------------------------------------------------
@@ -402,14 +408,6 @@ class Trainer:
             "train_config": self.cfg.to_dict(),
         }
         save_checkpoint(self.run_dir / "last.pt", self.model, meta=self._meta(metrics), train_state=train_state)
-
-
-def _quiet_worker(_worker_id: int) -> None:
-    """Data workers decode and augment single-threaded: several workers already use the cores."""
-    import cv2
-
-    cv2.setNumThreads(1)
-    torch.set_num_threads(1)
 
 
 def _rng_state(device: torch.device) -> dict[str, Any]:
