@@ -175,13 +175,23 @@ def test_crops_load_lazily(tmp_path, open_tab):
                      torch.ones(400, dtype=torch.int64))
     write_report(tmp_path / "rep", [ImageResult(str(frame), 640, 640, det)])
     tab = open_tab(tmp_path / "rep" / "index.html")
-    tab.page.wait_for_timeout(500)
+    assert wait_until(tab, lambda: any("/crops/" in url for url in tab.requests))
+    tab.page.wait_for_timeout(300)
     crops = [url for url in tab.requests if "/crops/" in url]
     assert 0 < len(crops) < 200, len(crops)
     tab.press("End")
-    tab.page.wait_for_timeout(500)
-    assert any(url.endswith("/crops/000400.jpg") for url in tab.requests)
+    # a busy machine can take seconds to scroll and fetch: poll instead of one fixed wait
+    assert wait_until(tab, lambda: any(url.endswith("/crops/000400.jpg") for url in tab.requests))
     assert tab.errors == []
+
+
+def wait_until(tab, condition, seconds: float = 15.0) -> bool:
+    """Poll ``condition`` while the page runs, for up to ``seconds``."""
+    for _ in range(int(seconds / 0.1)):
+        if condition():
+            return True
+        tab.page.wait_for_timeout(100)
+    return condition()
 
 
 def test_an_empty_report_loads_without_errors(tmp_path, open_tab):
