@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -38,7 +36,9 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
+from machine import machine  # noqa: E402
 from sspnet_cli.config import ModelConfig, RoIConfig  # noqa: E402
 from sspnet_cli.inference.engine import Detector  # noqa: E402
 from sspnet_cli.inference.inputs import expand_inputs  # noqa: E402
@@ -48,28 +48,6 @@ from sspnet_cli.model.build import build_from_config  # noqa: E402
 from sspnet_cli.model.checkpoint import load_model, save_checkpoint  # noqa: E402
 from sspnet_cli.outputs import write_results  # noqa: E402
 from sspnet_cli.types import ImageResult  # noqa: E402
-
-
-def machine() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {
-        "cpu": cpu,
-        "logical_cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "platform": platform.platform(),
-    }
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
 
 
 def sequential_per_tile(model, paths, device, tile=(640, 512), overlap=30, nms_iou=0.5, score_thr=0.3):

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_detect import machine  # noqa: E402
+from machine import machine  # noqa: E402
 from sspnet_cli.config import ModelConfig  # noqa: E402
 from sspnet_cli.model.build import build_from_config  # noqa: E402
 from sspnet_cli.model.summary import describe  # noqa: E402

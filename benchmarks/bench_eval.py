@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -18,7 +16,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from machine import machine  # noqa: E402
 from sspnet_cli.evaluation import evaluate_tinyperson  # noqa: E402
 from sspnet_cli.evaluation.inputs import pack_detections, pack_ground_truth  # noqa: E402
 
@@ -57,26 +57,6 @@ def synthetic_case(n_images: int, dets_per_image: int, seed: int = 0) -> tuple[d
         for b, sc in zip(boxes.round(2).tolist(), scores.round(4).tolist()):
             dets.append({"image_id": i + 1, "category_id": 1, "bbox": b, "score": sc})
     return {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "person"}]}, dets
-
-
-def machine() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {
-        "cpu": cpu,
-        "logical_cores": os.cpu_count(),
-        "usable_cores": usable,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-    }
 
 
 def main() -> None:

@@ -38,7 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_detect import machine, small_model_checkpoint  # noqa: E402
+from bench_detect import small_model_checkpoint  # noqa: E402
+from machine import machine  # noqa: E402
 
 
 def make_job(folder: Path, frames: int) -> list[Path]:
