@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+import pytest
 import torch
 
 from cli_helpers import run_cli
@@ -37,3 +38,19 @@ def cli_train_detect_eval(tmp_path: Path, detector: str) -> Path:
     assert run_cli("eval", "--data", data, "--split", "valid", "--weights", run / "last.pt", "--device", "cpu",
                    "--out", tmp_path / "m.json") == 0
     return run
+
+
+def assert_checkpoint_kind_is_enforced(path: Path, kind: str, other: str, tmp_path: Path) -> None:
+    """A ``kind`` checkpoint refuses to load as ``other``, and its weights under a Faster R-CNN
+    configuration are refused as not matching the architecture."""
+    from sspnet_cli.errors import SSPNetError
+    from sspnet_cli.model.checkpoint import load_model, read_checkpoint
+
+    assert load_model(path, expect_detector=kind)[0].cfg.detector == kind
+    with pytest.raises(SSPNetError, match=f"a {kind} checkpoint, not {other}"):
+        load_model(path, expect_detector=other)
+    data = read_checkpoint(path)
+    data["config"]["detector"] = "faster_rcnn"  # this kind's weights under a Faster R-CNN configuration
+    torch.save(data, tmp_path / "relabelled.pt")
+    with pytest.raises(SSPNetError, match="do not match the architecture"):
+        load_model(tmp_path / "relabelled.pt")
