@@ -202,6 +202,45 @@ class ModelConfig:
         return _from_dict(cls, data, "model").validate()
 
 
+#: named model presets for ``sspnet train --model``: what each sets on top of ModelConfig's defaults
+MODEL_PRESETS: dict[str, dict[str, Any]] = {
+    # the paper's model: ResNet-50, 256-channel neck, two FC-1024 layers
+    "paper": {},
+    # SSPNet-Lite: every SSPNet part (CAM, SEM, SSM, attention loss, WNS, TinyPerson anchors) on a
+    # MobileNetV2 backbone with a 64-channel neck and two FC-256 layers; widths chosen from speed
+    # and short training runs on a 2-core CPU (docs/model.md, benchmarks/results/lite_*.json)
+    "lite": {"backbone": "mobilenet_v2", "neck_channels": 64, "roi": {"fc_dim": 256}},
+}
+
+
+def preset_config(name: str, **overrides: Any) -> "ModelConfig":
+    """The ModelConfig of preset ``name`` (see :data:`MODEL_PRESETS`), then ``overrides``
+    (top-level fields; None values are ignored)."""
+    if name not in MODEL_PRESETS:
+        raise SSPNetError(f"unknown model preset {name!r}; choose one of {', '.join(MODEL_PRESETS)}")
+    data: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in MODEL_PRESETS[name].items()}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return ModelConfig.from_dict(data)
+
+
+def describe_preset(name: str) -> str:
+    """One line saying what preset ``name`` sets, for ``--help`` and ``info``."""
+    cfg = preset_config(name)
+    return (
+        f"{name}: {cfg.backbone} backbone, {cfg.neck} neck at {cfg.neck_channels} channels, "
+        f"R-CNN head FC-{cfg.roi.fc_dim} x2"
+    )
+
+
+def preset_of(cfg: "ModelConfig") -> Optional[str]:
+    """The preset whose widths ``cfg`` has (backbone, neck channels, FC width), or None."""
+    for name in MODEL_PRESETS:
+        p = preset_config(name)
+        if (p.backbone, p.neck_channels, p.roi.fc_dim) == (cfg.backbone, cfg.neck_channels, cfg.roi.fc_dim):
+            return name
+    return None
+
+
 T = TypeVar("T")
 
 

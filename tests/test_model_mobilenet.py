@@ -56,7 +56,7 @@ def test_a_corrupted_copy_is_refused_with_one_line(tmp_path):
     bad.write_bytes(bytes(data))
     with pytest.raises(SSPNetError) as exc:
         build_backbone("mobilenet_v2", weights=bad)
-    assert "does not match the shipped MobileNetV2 file" in str(exc.value) and "\n" not in str(exc.value)
+    assert "does not match the known MobileNetV2 file" in str(exc.value) and "\n" not in str(exc.value)
 
 
 @pytest.mark.parametrize("kind", ["random", "resnet", "truncated"])
@@ -98,3 +98,24 @@ def test_info_shows_the_backbone_its_size_and_where_its_weights_came_from(tmp_pa
     assert desc["parameters"]["backbone"] == sum(p.numel() for p in model.backbone.parameters())
     assert run_cli("info", "--weights", ckpt) == 0
     assert f"initial weights: {note}" in capsys.readouterr().out
+
+
+def test_the_person_detector_start_carries_its_own_normalisation(shared_dir, tmp_path):
+    from sspnet_cli.model.backbones import MOBILENET_V2_PERSON_FILE
+
+    person = shared_dir / "weights" / MOBILENET_V2_PERSON_FILE
+    if not person.is_file():
+        pytest.skip("the SSDLite person backbone is not in the shared folder")
+    cfg, path, note = resolve_backbone_init(ModelConfig(backbone="mobilenet_v2"), str(person))
+    assert path == person and cfg.pixel_mean == (127.5,) * 3 and cfg.pixel_std == (127.5,) * 3
+    assert "SSDLite person detector" in note
+    model = build_from_config(cfg, str(path))
+    ckpt = tmp_path / "p.pt"
+    save_checkpoint(ckpt, model)
+    from sspnet_cli.model.checkpoint import load_model
+
+    loaded, _ = load_model(ckpt)
+    assert loaded.cfg.pixel_mean == (127.5,) * 3  # the checkpoint carries it to detect and eval
+    assert torch.allclose(loaded.pixel_std.flatten(), torch.full((3,), 127.5))
+    # ImageNet stays the default normalisation
+    assert resolve_backbone_init(ModelConfig(backbone="mobilenet_v2"), None)[0].pixel_mean == (123.675, 116.28, 103.53)

@@ -120,3 +120,30 @@ def test_data_workers_do_not_hang(tmp_path, dataset):
         pytest.fail("training with 2 data workers hung")
     assert done.returncode == 0, done.stderr[-2000:]
     assert read_checkpoint(run / "last.pt")["train_state"]["step"] == 2
+
+
+def test_the_lite_preset_sets_its_widths_and_keeps_every_sspnet_part():
+    from sspnet_cli.config import describe_preset, preset_config, preset_of
+
+    lite = preset_config("lite")
+    assert (lite.backbone, lite.neck, lite.neck_channels, lite.roi.fc_dim) == ("mobilenet_v2", "sspnet", 64, 256)
+    assert lite.wns.enabled and lite.attention.loss == "dice+bce" and lite.anchors.scales == (1.5, 2.5, 3.7, 8.0)
+    assert preset_of(lite) == "lite" and preset_of(preset_config("paper")) == "paper"
+    assert preset_config("lite", neck="fpn", neck_channels=None).neck == "fpn"  # None keeps the preset's
+    assert "64 channels" in describe_preset("lite") and "FC-256" in describe_preset("lite")
+    with pytest.raises(SSPNetError, match="unknown model preset"):
+        preset_config("huge")
+
+
+def test_cli_train_lite_preset_says_how_long_the_run_takes(tmp_path, dataset, capsys):
+    run = tmp_path / "lite"
+    assert run_cli("train", dataset, "--out", run, "--model", "lite", "--neck-channels", "32", "--tile", "192x160",
+                   "--max-steps", "2", "--device", "cpu", "--workers", "0", "--val-split", "none") == 0
+    cfg = read_checkpoint(run / "last.pt")["config"]
+    assert (cfg["backbone"], cfg["neck_channels"], cfg["roi"]["fc_dim"]) == ("mobilenet_v2", 32, 256)
+    err = capsys.readouterr().err
+    assert "first step" in err and "steps left take about" in err and "--model lite" not in err
+    run2 = tmp_path / "r18"
+    assert run_cli("train", dataset, "--out", run2, "--backbone", "resnet18", "--neck-channels", "256", "--tile", "192x160",
+                   "--max-steps", "1", "--device", "cpu", "--workers", "0", "--val-split", "none") == 0
+    assert "--model lite" in capsys.readouterr().err  # a heavy model on a CPU is pointed at the lite preset

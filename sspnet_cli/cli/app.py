@@ -23,9 +23,16 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # plain click help: hand-written "[default: ...]" texts survive (rich markup would eat them)
+    # and on/off flags read as flags, without a <bool> metavar
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+# typer >= 0.20 bundles its own copy of click: usage errors may come from either copy
+_CLICK_ERRORS = tuple({click.exceptions.ClickException, *(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")})
+_EXITS = tuple({click.exceptions.Exit, typer.Exit})
+_ABORTS = tuple({click.exceptions.Abort, typer.Abort})
 _debug = {"on": os.environ.get("SSPNET_DEBUG", "") not in ("", "0")}
 
 
@@ -57,14 +64,14 @@ def main(argv: Optional[list[str]] = None) -> None:
         code = command.main(args=argv, prog_name="sspnet", standalone_mode=False)
         if code == 130:  # typer turns Ctrl-C into Exit(130), which click returns
             err.print("interrupted")
-    except click.exceptions.Exit as exc:
+    except _EXITS as exc:
         code = exc.exit_code
-    except click.exceptions.Abort:
+    except _ABORTS:
         err.print("interrupted")
         code = 130
-    except click.exceptions.ClickException as exc:
+    except _CLICK_ERRORS as exc:  # click's own form: a usage line, "Error: ...", exit 2
         exc.show()
-        code = 2
+        code = exc.exit_code if isinstance(exc.exit_code, int) and exc.exit_code else 2
     except KeyboardInterrupt:
         err.print("interrupted")
         code = 130

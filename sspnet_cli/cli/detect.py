@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from sspnet_cli.cli.app import app, err
-from sspnet_cli.cli.options import parse_bands, parse_batch_size, parse_scales
+from sspnet_cli.cli.options import in_range, parse_bands, parse_batch_size, parse_scales
 from sspnet_cli.distributed import DistContext, setup
 from sspnet_cli.errors import SSPNetError
 from sspnet_cli.geo.dem import Dem
@@ -40,9 +40,9 @@ def detect(
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Checkpoint to use. [default: the trained model shipped in weights/]"),
     device: str = typer.Option("auto", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N. Under torchrun each process uses cuda:LOCAL_RANK (or the CPU)."),
     tile: str = typer.Option("640x512", help="Tile size WIDTHxHEIGHT in pixels."),
-    overlap: int = typer.Option(30, help="Overlap between neighbouring tiles, in pixels."),
-    score_thr: float = typer.Option(0.3, "--score-thr", help="Keep detections scoring at least this (for people using the output; eval uses the model's 0.05 floor)."),
-    nms_iou: float = typer.Option(0.5, "--nms-iou", help="IoU above which overlapping detections from different tiles are merged."),
+    overlap: int = typer.Option(30, callback=in_range(0, None), help="Overlap between neighbouring tiles, in pixels."),
+    score_thr: float = typer.Option(0.3, "--score-thr", callback=in_range(0.0, 1.0), help="Keep detections scoring at least this (for people using the output; eval uses the model's 0.05 floor)."),
+    nms_iou: float = typer.Option(0.5, "--nms-iou", callback=in_range(0.0, 1.0), help="IoU above which overlapping detections from different tiles are merged."),
     batch_size: str = typer.Option("auto", "--batch-size", help="Tiles per forward pass: auto (1 on the CPU, where batching is slower; 8 on CUDA) or a number."),
     half: bool = typer.Option(False, "--half", help="fp16 autocast on CUDA (faster, slightly different scores). [default: off]"),
     scales: str = typer.Option("1", help="Test scales, e.g. '2,3' for the reference's up-sampled test (boxes and scores averaged over scales)."),
@@ -52,8 +52,8 @@ def detect(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run with the same inputs, --out, weights and options: what OUT.parts/ already holds is skipped. [default: off]"),
     keep_parts: bool = typer.Option(False, "--keep-parts", help="Keep OUT.parts/ (per-process partial results) after the output is written. [default: removed]"),
     report: Optional[Path] = typer.Option(None, "--report", help="Also write a review report (index.html, crops, overview map) into this folder; opens from disk, offline. [default: none]"),
-    report_thr: float = typer.Option(DEFAULT_REPORT_THR, "--report-thr", help=THR_HELP),
-    report_max: int = typer.Option(DEFAULT_REPORT_MAX, "--report-max", help=MAX_HELP),
+    report_thr: float = typer.Option(DEFAULT_REPORT_THR, "--report-thr", callback=in_range(0.0, 1.0), help=THR_HELP),
+    report_max: int = typer.Option(DEFAULT_REPORT_MAX, "--report-max", callback=in_range(1, None), help=MAX_HELP),
     heatmaps: bool = typer.Option(False, "--heatmaps", help="With --report or --save-vis: also draw the SSPNet attention (scale-selection) maps per pyramid level and combined, from the same forward pass. FPN models have none. [default: off]"),
     camera_model: bool = typer.Option(True, "--camera-model/--no-camera-model", help="Place detections in drone photos on the ground from the camera's EXIF/XMP metadata (GPS, gimbal, focal length); --no-camera-model keeps pixel geometry for photos. Georeferenced rasters always use their own georeferencing. [default: on]"),
     ground_elevation: Optional[float] = typer.Option(None, "--ground-elevation", help="Ground height in metres in the GPS altitude's datum, for the camera model. [default: flat ground RelativeAltitude below the camera]"),

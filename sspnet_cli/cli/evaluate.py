@@ -12,7 +12,7 @@ from rich.table import Table as RichTable
 
 from sspnet_cli.api import EVAL_SCORE_FLOOR, evaluate_detector
 from sspnet_cli.cli.app import app, err
-from sspnet_cli.cli.options import parse_batch_size, parse_scales
+from sspnet_cli.cli.options import in_range, parse_batch_size, parse_scales
 from sspnet_cli.data import detect_layout, open_dataset
 from sspnet_cli.errors import SSPNetError
 from sspnet_cli.evaluation import EvalResult, ap_table, evaluate_files, format_value, mr_table
@@ -34,7 +34,7 @@ def evaluate(
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write precision-recall and miss-rate-FPPI curves (PNG) into this folder."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     tile: str = typer.Option("640x512", help="Tile size WIDTHxHEIGHT for the detect pipeline."),
-    overlap: int = typer.Option(30, help="Tile overlap in pixels."),
+    overlap: int = typer.Option(30, callback=in_range(0, None), help="Tile overlap in pixels."),
     batch_size: str = typer.Option("auto", "--batch-size", help="Tiles per forward: auto (1 on CPU, 8 on CUDA) or a number."),
     half: bool = typer.Option(False, "--half", help="fp16 autocast on CUDA. [default: off]"),
     scales: str = typer.Option("1", help="Test scales, e.g. '2,3' for the reference's up-sampled test."),

@@ -10,6 +10,9 @@ from rich.console import Console
 from rich.table import Table
 
 from sspnet_cli.cli.app import app
+from sspnet_cli.config import preset_config
+from sspnet_cli.errors import SSPNetError
+from sspnet_cli.inference.weights import find_default_weights
 from sspnet_cli.model.build import build_from_config
 from sspnet_cli.model.checkpoint import load_model
 from sspnet_cli.model.summary import describe
@@ -18,16 +21,20 @@ from sspnet_cli.model.summary import describe
 @app.command()
 def info(
     weights: Optional[Path] = typer.Option(
-        None, "--weights", "-w", help="Describe this checkpoint (with its training metadata). [default: the default architecture, untrained]"
+        None, "--weights", "-w", help="Describe this checkpoint (with its training metadata). Default: the shipped model in weights/ (without one: the paper architecture, untrained)."
     ),
+    model: Optional[str] = typer.Option(None, "--model", help="Describe a preset's architecture, untrained, instead: paper or lite."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables. [default: off]"),
 ) -> None:
     """Describe the detector: parts, parameter counts, pyramid levels, anchors, checkpoint metadata."""
-    if weights is not None:
-        model, meta = load_model(weights)
+    if model is not None and weights is not None:
+        raise SSPNetError("give --weights or --model, not both")
+    if model is not None:
+        net, meta = build_from_config(preset_config(model)), None
     else:
-        model, meta = build_from_config(), None
-    desc = describe(model, meta)
+        path = weights if weights is not None else find_default_weights()
+        net, meta = (load_model(path) if path is not None else (build_from_config(), None))
+    desc = describe(net, meta)
     if as_json:
         typer.echo(json.dumps(desc, indent=2))
         return
@@ -38,6 +45,7 @@ def _print_tables(desc: dict) -> None:
     console = Console()
     bb, neck = desc["backbone"], desc["neck"]
     console.print(f"[bold]{desc['detector']}[/] with a [bold]{neck['name']}[/] neck on [bold]{bb['name']}[/]")
+    console.print(f"preset: {desc['preset']}", markup=False)
     console.print(f"backbone norm: {bb['norm']}, frozen stages: {bb['frozen_stages']}, initial weights: {bb['initial_weights']}", soft_wrap=True, markup=False)
     params = Table(title="Parameters")
     params.add_column("part")

@@ -1,7 +1,9 @@
 """Parsing option values shared by several commands; each error is one clear line."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Callable, Optional
+
+import typer
 
 from sspnet_cli.errors import SSPNetError
 
@@ -41,3 +43,24 @@ def parse_bands(text: Optional[str]) -> Optional[tuple[int, ...]]:
     if len(values) not in (1, 3) or any(v < 1 for v in values):
         raise SSPNetError(f"give one band or three (1-based), got {text!r}")
     return values
+
+
+def in_range(low: Optional[float] = None, high: Optional[float] = None, above: bool = False) -> Callable[[Any], Any]:
+    """A typer callback refusing a value outside [low, high] (``above``: strictly above low)
+    before any work, naming the option, the value and the range; None passes (not given)."""
+    def check(ctx: Any, param: Any, value: Any) -> Any:
+        if value is None:
+            return value
+        too_low = low is not None and (value <= low if above else value < low)
+        too_high = high is not None and value > high
+        if too_low or too_high:
+            if low is not None and high is not None:
+                wanted = f"from {low:g} to {high:g}"
+            elif low is not None:
+                wanted = f"above {low:g}" if above else f"at least {low:g}"
+            else:
+                wanted = f"at most {high:g}"
+            raise typer.BadParameter(f"{value:g} is out of range: it must be {wanted}")
+        return value
+
+    return check

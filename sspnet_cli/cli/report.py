@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from sspnet_cli.cli.app import app, err
-from sspnet_cli.cli.options import parse_bands
+from sspnet_cli.cli.options import in_range, parse_bands
 from sspnet_cli.errors import SSPNetError
 from sspnet_cli.outputs.report import DEFAULT_REPORT_MAX, DEFAULT_REPORT_THR, check_report_dir, write_report
 from sspnet_cli.outputs.report.locate import FrameFinder
@@ -32,8 +32,8 @@ def report(
     results: Path = typer.Argument(..., help="An output of sspnet detect: .json (COCO-style), .geojson or .csv. Where RESULTS.parts/ exists (a run still going, interrupted, or kept with --keep-parts) it is read too: for an unfinished run, the images done so far; for a --heatmaps run, the attention maps. A RESULTS.parts folder itself works as well."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the report (index.html and its pictures); created, or an earlier report in it replaced. Opens from disk, offline."),
     images: Optional[list[str]] = typer.Option(None, "--images", "-i", help="Where the frames are now: files, folders (subfolders searched) or glob patterns; repeat for more. Frames are matched by the longest common path ending. [default: the paths in RESULTS, from here or from RESULTS' folder]"),
-    report_thr: float = typer.Option(DEFAULT_REPORT_THR, "--report-thr", help=THR_HELP),
-    report_max: int = typer.Option(DEFAULT_REPORT_MAX, "--report-max", help=MAX_HELP),
+    report_thr: float = typer.Option(DEFAULT_REPORT_THR, "--report-thr", callback=in_range(0.0, 1.0), help=THR_HELP),
+    report_max: int = typer.Option(DEFAULT_REPORT_MAX, "--report-max", callback=in_range(1, None), help=MAX_HELP),
     bands: Optional[str] = typer.Option(None, help="Raster bands (1-based) shown as R,G,B, e.g. '4,3,2'. [default: the run's, as recorded in RESULTS, else the first three]"),
 ) -> int:
     """Write a self-contained review report (HTML, crops, overview map) for a detect output.

@@ -7,8 +7,9 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from sspnet_cli.cli.options import in_range
 from sspnet_cli.cli.app import app, err
-from sspnet_cli.config import AttentionConfig, ModelConfig, TrainConfig, WNSConfig
+from sspnet_cli.config import AttentionConfig, TrainConfig, WNSConfig, preset_config
 from sspnet_cli.errors import SSPNetError
 from sspnet_cli.inference.tiling import parse_tile
 from sspnet_cli.training.loop import Callbacks, LogInfo, Trainer
@@ -20,42 +21,42 @@ def train(
     data: Path = typer.Argument(..., help="Dataset folder (TinyPerson, COCO or YOLO layout, detected automatically), a COCO JSON or a data.yaml."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder for last.pt, best.pt, metrics.jsonl and config.json. Refused if it exists, unless --resume or --exist-ok."),
     val_split: str = typer.Option("valid", "--val-split", help="Split validated after every epoch (AP50-tiny picks best.pt); 'none' to skip."),
-    epochs: int = typer.Option(12, help="Epochs; the lr drops x0.1 after epochs 8 and 11 (scaled when fewer/more epochs: see --lr-steps)."),
+    epochs: int = typer.Option(12, callback=in_range(1, None), help="Epochs; the lr drops x0.1 after epochs 8 and 11 (scaled when fewer/more epochs: see --lr-steps)."),
     lr_steps: Optional[str] = typer.Option(None, "--lr-steps", help="Epochs after which the lr drops x0.1, e.g. '8,11'. [default: 8,11 for 12 epochs, else 2/3 and 11/12 of the epochs]"),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many iterations (a validation and checkpoint follow). [default: all epochs]"),
-    batch_size: int = typer.Option(2, "--batch-size", help="Patches per iteration per process."),
-    lr: Optional[float] = typer.Option(None, help="Learning rate. [default: 0.002 x total batch / 2]"),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", callback=in_range(1, None), help="Stop after this many iterations (a validation and checkpoint follow). [default: all epochs]"),
+    batch_size: int = typer.Option(2, "--batch-size", callback=in_range(1, None), help="Patches per iteration per process."),
+    lr: Optional[float] = typer.Option(None, callback=in_range(0, None, above=True), help="Learning rate. [default: 0.002 x total batch / 2]"),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N (under torchrun: each process its cuda:LOCAL_RANK)."),
     amp: bool = typer.Option(False, "--amp", help="Mixed precision (fp16 autocast + grad scaling) on CUDA. [default: off]"),
-    workers: int = typer.Option(2, help="Data-loading worker processes."),
+    workers: int = typer.Option(2, callback=in_range(0, None), help="Data-loading worker processes."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a run exactly from its last.pt (model, optimizer, step, RNG)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from another checkpoint's weights (fine-tuning); same architecture."),
     exist_ok: bool = typer.Option(False, "--exist-ok", help="Write into an existing run folder. [default: off]"),
+    model: str = typer.Option("paper", "--model", help="Model preset: paper (ResNet-50, 256-channel neck, FC-1024 head: the paper's; slow without a GPU) or lite (MobileNetV2, 64-channel SSPNet neck, FC-256 head: every SSPNet part, trains on a laptop CPU). --backbone, --neck-channels and --fc-dim override it."),
     detector: str = typer.Option("faster_rcnn", help="faster_rcnn, cascade_rcnn (three R-CNN stages at IoU 0.5/0.6/0.7) or retinanet (one stage, focal loss, its own 9 anchors per location)."),
-    backbone: str = typer.Option("resnet50", help="resnet18, resnet34, resnet50, resnet101 or mobilenet_v2."),
-    backbone_weights: str = typer.Option("default", "--backbone-weights", help="ImageNet state-dict file for the backbone, or 'none' (from scratch). [default: the shipped MobileNetV2 file for mobilenet_v2; none for ResNets (not shipped)]"),
+    backbone: Optional[str] = typer.Option(None, help="resnet18, resnet34, resnet50, resnet101 or mobilenet_v2. [default: the preset's: resnet50 (paper), mobilenet_v2 (lite)]"),
+    backbone_weights: str = typer.Option("default", "--backbone-weights", show_default=False, help="Backbone start: imagenet or person (MobileNetV2 files in weights/: ImageNet, or the backbone of an SSDLite person detector, trained on its own input normalisation, which the checkpoint then carries), a state-dict file, or none (from scratch). [default: imagenet for mobilenet_v2; none for ResNets, as no ImageNet ResNet ships]"),
     neck: str = typer.Option("sspnet", help="sspnet (CAM + SEM + SSM) or fpn (the baseline)."),
-    neck_channels: int = typer.Option(256, "--neck-channels", help="Channels of the pyramid (256 in the paper; fewer for a lighter, faster model)."),
+    neck_channels: Optional[int] = typer.Option(None, "--neck-channels", callback=in_range(8, None), help="Channels of the pyramid. [default: the preset's: 256 (paper), 64 (lite)]"),
+    fc_dim: Optional[int] = typer.Option(None, "--fc-dim", callback=in_range(8, None), help="Width of the R-CNN head's two FC layers. [default: the preset's: 1024 (paper), 256 (lite)]"),
     neck_norm: str = typer.Option("bn", "--neck-norm", help="Normalisation in the SSPNet neck's context attention: bn (BatchNorm, as the official code) or gn (GroupNorm, independent of the batch size)."),
     tile: str = typer.Option("640x512", help="Training patch size WIDTHxHEIGHT (patches overlap by 30 px)."),
     no_wns: bool = typer.Option(False, "--no-wns", help="Sample negatives uniformly instead of by Weighted Negative Sampling (the R-CNN detectors; RetinaNet samples nothing). [default: WNS on]"),
     attention_loss: str = typer.Option("dice+bce", "--attention-loss", help="dice+bce (the paper's) or bce (plain BCE, the ablation)."),
     anchors: str = typer.Option("default", help="default (the reference's anchors for the detector: TinyPerson k-means for the R-CNNs, RetinaNet's own) or kmeans (recomputed on this training set, stored in the checkpoint)."),
-    seed: int = typer.Option(0, help="Seed of patch order, augmentation and initialisation."),
+    warmup_iters: int = typer.Option(500, "--warmup-iters", callback=in_range(0, None), help="Iterations of linear lr warm-up from 0.001x."),
+    seed: int = typer.Option(0, callback=in_range(0, None), help="Seed of patch order, augmentation and initialisation."),
     deterministic: bool = typer.Option(False, "--deterministic", help="Deterministic kernels (slower; bit-exact repeats on the same machine). [default: off]"),
 ) -> int:
     """Train an SSPNet detector; stop with Ctrl-C and continue with --resume."""
     if anchors not in ("default", "kmeans"):
         raise SSPNetError("--anchors must be default or kmeans")
-    model_cfg = ModelConfig(
-        detector=detector,
-        backbone=backbone,
-        neck=neck,
-        neck_channels=neck_channels,
-        neck_norm=neck_norm,
-        wns=WNSConfig(enabled=not no_wns),
-        attention=AttentionConfig(loss=attention_loss),  # type: ignore[arg-type]
-    ).validate()
+    model_cfg = preset_config(model, detector=detector, backbone=backbone, neck=neck, neck_channels=neck_channels, neck_norm=neck_norm)
+    if fc_dim is not None:
+        model_cfg.roi.fc_dim = fc_dim
+    model_cfg.wns = WNSConfig(enabled=not no_wns)
+    model_cfg.attention = AttentionConfig(loss=attention_loss)  # type: ignore[arg-type]
+    model_cfg.validate()
     train_cfg = TrainConfig(
         epochs=epochs,
         lr_steps=_lr_steps(lr_steps, epochs),
@@ -65,6 +66,7 @@ def train(
         amp=amp,
         workers=workers,
         seed=seed,
+        warmup_iters=warmup_iters,
         tile=parse_tile(tile),
         val_split=None if val_split.lower() == "none" else val_split,
     )

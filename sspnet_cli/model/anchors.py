@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from sspnet_cli.model.sampling import AnchorGrid
+
 
 def base_anchors(stride: float, scales: Sequence[float], ratios: Sequence[float]) -> Tensor:
     """(A, 4) anchors centred on 0 for one level: h = stride*scale*sqrt(r), w = stride*scale/sqrt(r)."""
@@ -48,6 +50,12 @@ class AnchorGenerator(nn.Module):
             [(float(b[2] - b[0]), float(b[3] - b[1])) for b in base_anchors(s, self.scales, self.ratios)]
             for s in self.strides
         ]
+
+    def grid(self, feature_sizes: Sequence[tuple[int, int]]) -> AnchorGrid:
+        """The layout of :meth:`grid_anchors`' output, for the sparse assigner."""
+        sizes = tuple((int(h), int(w)) for h, w in feature_sizes)
+        base = tuple(base_anchors(s, self.scales, self.ratios) for s in self.strides[: len(sizes)])
+        return AnchorGrid(sizes, self.strides[: len(sizes)], base)
 
     def grid_anchors(self, feature_sizes: Sequence[tuple[int, int]], device: torch.device) -> list[Tensor]:
         """Anchors per level: a list of (h*w*A, 4) tensors."""

@@ -12,6 +12,7 @@ Initial weights only ever come from a local file; nothing is downloaded.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -33,6 +34,39 @@ MOBILENET_V2_SPLITS = (4, 7, 14, 19)
 # The MobileNetV2 ImageNet file shipped in weights/ (see weights/README-mobilenet_v2.md).
 MOBILENET_V2_FILE = "mobilenet_v2_imagenet_features.pt"
 MOBILENET_V2_SHA256 = "be96c99a6152c52f9c71b5ac7652b182ac37ce442b2a5bc4e10d956a8663bac7"
+# The backbone of an SSDLite person detector (COCO, then VOC person), MIT; trained on x*2/255-1.
+MOBILENET_V2_PERSON_FILE = "mobilenet_v2_ssdlite_person_features.pt"
+MOBILENET_V2_PERSON_SHA256 = "039589e14586b0bac403679ea5858629ba77d33bf53f1815d6a85d740efe8c02"
+
+IMAGENET_NORM = ((123.675, 116.28, 103.53), (58.395, 57.12, 57.375))
+SYMMETRIC_NORM = ((127.5, 127.5, 127.5), (127.5, 127.5, 127.5))
+
+
+@dataclass(frozen=True)
+class KnownWeights:
+    """A backbone start whose provenance we know: its name for ``--backbone-weights``, file,
+    sha256 and the input normalisation (RGB mean, std on the 0-255 scale) it was trained with."""
+
+    name: str
+    file: str
+    sha256: str
+    norm: tuple[tuple[float, float, float], tuple[float, float, float]]
+    description: str
+
+
+KNOWN_WEIGHTS = (
+    KnownWeights("imagenet", MOBILENET_V2_FILE, MOBILENET_V2_SHA256, IMAGENET_NORM, "MobileNetV2, ImageNet-1k classification"),
+    KnownWeights(
+        "person", MOBILENET_V2_PERSON_FILE, MOBILENET_V2_PERSON_SHA256, SYMMETRIC_NORM,
+        "MobileNetV2 of an SSDLite person detector (COCO, then VOC person)",
+    ),
+)
+
+
+def known_weights(path: str | Path) -> Optional[KnownWeights]:
+    """The :class:`KnownWeights` entry whose sha256 ``path`` has, else None."""
+    digest = sha256_of(path)
+    return next((k for k in KNOWN_WEIGHTS if k.sha256 == digest), None)
 
 
 class Backbone(nn.Module):
@@ -140,12 +174,13 @@ def load_backbone_weights(backbone: Backbone, path: str | Path) -> None:
     path = Path(path)
     if not path.is_file():
         raise SSPNetError(f"backbone weights not found: {path}")
-    if backbone.name == "mobilenet_v2" and path.name == MOBILENET_V2_FILE:
+    known = next((k for k in KNOWN_WEIGHTS if k.file == path.name), None)
+    if backbone.name == "mobilenet_v2" and known is not None:
         digest = sha256_of(path)
-        if digest != MOBILENET_V2_SHA256:
+        if digest != known.sha256:
             raise SSPNetError(
-                f"{path}: sha256 {digest[:12]}... does not match the shipped MobileNetV2 file "
-                f"({MOBILENET_V2_SHA256[:12]}...); the copy is corrupted or replaced"
+                f"{path}: sha256 {digest[:12]}... does not match the known MobileNetV2 file "
+                f"({known.sha256[:12]}...); the copy is corrupted or replaced"
             )
     state = _read_state_dict(path)
     if backbone.name == "mobilenet_v2":

@@ -25,7 +25,7 @@ from torchvision.ops import sigmoid_focal_loss
 from sspnet_cli.config import ModelConfig
 from sspnet_cli.model.anchors import AnchorGenerator
 from sspnet_cli.model.detector import Detections, PyramidDetector
-from sspnet_cli.model.sampling import IGNORED, MaxIoUAssigner
+from sspnet_cli.model.sampling import IGNORED, AnchorGrid, MaxIoUAssigner
 from sspnet_cli.model.soft_nms import soft_nms
 
 # soft-NMS holds one n x n IoU matrix per image and a patch can bring 5 levels x 1000 candidates
@@ -57,12 +57,18 @@ class RetinaNet(PyramidDetector):
     def losses(self, batch: Tensor, sizes: list[tuple[int, int]], targets: list[dict[str, Tensor]]) -> dict[str, Tensor]:
         levels, attentions = self.features(batch)
         logits, deltas, anchors, _ = self.head_outputs(levels)
-        losses = self.head_losses(logits, deltas, anchors, targets)
+        grid = self.anchor_generator.grid([tuple(f.shape[-2:]) for f in levels])
+        losses = self.head_losses(logits, deltas, anchors, targets, grid)
         losses.update(self.attention_losses(batch, attentions, targets))
         return losses
 
     def head_losses(
-        self, logits: Tensor, deltas: Tensor, anchors: Tensor, targets: list[dict[str, Tensor]]
+        self,
+        logits: Tensor,
+        deltas: Tensor,
+        anchors: Tensor,
+        targets: list[dict[str, Tensor]],
+        grid: Optional[AnchorGrid] = None,
     ) -> dict[str, Tensor]:
         """Sigmoid focal loss over positive and negative anchors (ignored ones left out) and L1 on
         the positives' deltas, both divided by the number of positives in the batch."""
@@ -75,7 +81,7 @@ class RetinaNet(PyramidDetector):
             # a zero-area box would match every anchor at IoU 0 (min_pos_iou is 0) and has no deltas
             real = (gt[:, 2] > gt[:, 0]) & (gt[:, 3] > gt[:, 1])
             gt, gt_labels = gt[real], gt_labels[real]
-            matched = self.assigner(gt, anchors).matched
+            matched = self.assigner(gt, anchors, grid).matched
             pos = torch.nonzero(matched >= 0).flatten()
             valid = matched != IGNORED
             onehot = torch.zeros_like(img_logits, dtype=torch.float32)

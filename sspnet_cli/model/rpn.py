@@ -18,7 +18,7 @@ from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead, con
 
 from sspnet_cli.config import RPNConfig, WNSConfig
 from sspnet_cli.model.anchors import AnchorGenerator
-from sspnet_cli.model.sampling import MaxIoUAssigner, sample, wns_logits
+from sspnet_cli.model.sampling import AnchorGrid, MaxIoUAssigner, sample, wns_logits
 
 
 class RPN(RegionProposalNetwork):
@@ -60,17 +60,23 @@ class RPN(RegionProposalNetwork):
         if self.training:
             if targets is None:
                 raise ValueError("targets are needed in training mode")
-            losses = self.loss(objectness.view(num_images, -1), deltas.view(num_images, -1, 4), anchors, targets)
+            grid = self.anchor_generator.grid([tuple(f.shape[-2:]) for f in features])
+            losses = self.loss(objectness.view(num_images, -1), deltas.view(num_images, -1, 4), anchors, targets, grid)
         return boxes, scores, losses
 
     def loss(
-        self, objectness: Tensor, deltas: Tensor, anchors: Tensor, targets: list[dict[str, Tensor]]
+        self,
+        objectness: Tensor,
+        deltas: Tensor,
+        anchors: Tensor,
+        targets: list[dict[str, Tensor]],
+        grid: Optional[AnchorGrid] = None,
     ) -> dict[str, Tensor]:
         logits, labels, box_pred, box_target = [], [], [], []
         use_wns = self.wns.enabled and self.wns.rpn
         for obj, dlt, target in zip(objectness, deltas, targets):
             gt = target["boxes"]
-            assigned = self.assigner(gt, anchors)
+            assigned = self.assigner(gt, anchors, grid)
             neg_logits = None
             if use_wns:
                 conf = torch.sigmoid(obj.detach()) if self.wns.rpn_confidence else None

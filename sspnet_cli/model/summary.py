@@ -5,7 +5,7 @@ from typing import Any, Optional
 
 from torch import nn
 
-from sspnet_cli.config import ModelConfig
+from sspnet_cli.config import ModelConfig, describe_preset, preset_of
 
 DETECTOR_NAMES = {"faster_rcnn": "Faster R-CNN", "cascade_rcnn": "Cascade R-CNN", "retinanet": "RetinaNet"}
 NECK_NAMES = {"sspnet": "SSPNet (CAM + SEM + SSM)", "fpn": "FPN"}
@@ -75,12 +75,20 @@ def describe(model: nn.Module, meta: Optional[dict[str, Any]] = None) -> dict[st
             "initial_weights": _initial_weights(backbone, meta),
         },
         "neck": {"name": NECK_NAMES.get(cfg.neck, cfg.neck), "channels": cfg.neck_channels},
+        "roi_head_fc_dim": cfg.roi.fc_dim if cfg.detector != "retinanet" else None,
+        "preset": _preset(cfg),
         "parameters": params,
         "pyramid_levels": levels,
         "anchors": anchors,
         "config": cfg.to_dict(),
         "checkpoint": meta,
     }
+
+
+def _preset(cfg: ModelConfig) -> str:
+    """Which ``sspnet train --model`` preset the widths are, and what it sets."""
+    name = preset_of(cfg)
+    return describe_preset(name) if name else "custom (no preset has these widths)"
 
 
 def _initial_weights(backbone: object, meta: Optional[dict]) -> str:

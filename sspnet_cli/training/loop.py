@@ -31,7 +31,7 @@ from sspnet_cli.data import open_dataset, training_patches
 from sspnet_cli.data.training_set import PatchDataset, collate
 from sspnet_cli.errors import SSPNetError
 from sspnet_cli.model.anchors import kmeans_anchors
-from sspnet_cli.model.backbones import MOBILENET_V2_FILE
+from sspnet_cli.model.backbones import KNOWN_WEIGHTS, known_weights
 from sspnet_cli.model.build import build_from_config
 from sspnet_cli.model.checkpoint import load_state_strict, read_checkpoint, save_checkpoint
 from sspnet_cli.outputs.atomic import atomic_write
@@ -74,13 +74,22 @@ class Callbacks:
 
 
 def resolve_backbone_init(cfg: ModelConfig, backbone_weights: Optional[str]) -> tuple[ModelConfig, Optional[Path], str]:
-    """Where the backbone starts from: ``"default"`` (the shipped MobileNetV2 ImageNet file for
-    mobilenet_v2; nothing for ResNets, whose ImageNet weights are not shipped), ``"none"`` (from
-    scratch), or a file. From scratch, BatchNorm trains and no stage is frozen: frozen random
-    weights and ImageNet-free running statistics would make no sense."""
+    """Where the backbone starts from: ``"default"`` or ``"imagenet"`` (the shipped MobileNetV2
+    ImageNet file for mobilenet_v2; nothing for ResNets, whose ImageNet weights are not
+    shipped), ``"person"`` (the SSDLite person detector's MobileNetV2, when in ``weights/``),
+    ``"none"`` (from scratch), or a file. A file whose sha256 is a known start sets the input
+    normalisation it was trained with (the SSDLite file's x*2/255-1), carried in the checkpoint.
+    From scratch, BatchNorm trains and no stage is frozen: frozen random weights and
+    ImageNet-free running statistics would make no sense."""
+    named = {k.name: k for k in KNOWN_WEIGHTS}
     if backbone_weights in (None, "default"):
-        shipped = SHIPPED_WEIGHTS / MOBILENET_V2_FILE
-        path = shipped if cfg.backbone == "mobilenet_v2" and shipped.is_file() else None
+        backbone_weights = "imagenet" if cfg.backbone == "mobilenet_v2" else "none"
+    if backbone_weights in named:
+        if cfg.backbone != "mobilenet_v2":
+            raise SSPNetError(f"--backbone-weights {backbone_weights} is a MobileNetV2 start; {cfg.backbone} has none shipped")
+        path: Optional[Path] = SHIPPED_WEIGHTS / named[backbone_weights].file
+        if not path.is_file():
+            raise SSPNetError(f"{path} is not in weights/; pass the file's path to --backbone-weights")
     elif backbone_weights == "none":
         path = None
     else:
@@ -89,10 +98,12 @@ def resolve_backbone_init(cfg: ModelConfig, backbone_weights: Optional[str]) -> 
             raise SSPNetError(f"backbone weights not found: {path}")
     if path is None:
         cfg.backbone_norm, cfg.frozen_stages = "bn", 0
-        note = f"{cfg.backbone} from scratch (no ImageNet weights; BatchNorm trains, nothing frozen)"
-    else:
-        note = f"{cfg.backbone} from {path.name}"
-    return cfg, path, note
+        return cfg, None, f"{cfg.backbone} from scratch (no ImageNet weights; BatchNorm trains, nothing frozen)"
+    known = known_weights(path)
+    if known is not None:
+        cfg.pixel_mean, cfg.pixel_std = known.norm
+        return cfg, path, f"{cfg.backbone} from {path.name} ({known.description})"
+    return cfg, path, f"{cfg.backbone} from {path.name}"
 
 
 class Trainer:
@@ -295,12 +306,17 @@ class Trainer:
         log_count, log_patches, log_t0 = 0, 0, time.perf_counter()
         rng_at_step = _rng_state(self.ctx.device)
         interrupted = False
+        estimated = False
         try:
             while self.step < self.total_steps:
                 epoch, in_epoch = divmod(self.step, self.iters_per_epoch)
                 for images, targets in self._loader(epoch, in_epoch):
                     rng_at_step = _rng_state(self.ctx.device)
+                    step_t0 = time.perf_counter()
                     losses = self._one_step(images, targets)
+                    if not estimated:
+                        estimated = True
+                        self._say_estimate(time.perf_counter() - step_t0)
                     for k, v in losses.items():
                         log_sums[k] = log_sums.get(k, 0.0) + v
                     log_count += 1
@@ -322,6 +338,17 @@ class Trainer:
                 self._save_last(rng_at_step)
                 self._say(f"interrupted at step {self.step}; resume with --resume {self.run_dir / 'last.pt'}")
         return TrainResult(self.run_dir, self.step, time.perf_counter() - start, self.best, last_val, interrupted)
+
+    def _say_estimate(self, first_step_s: float) -> None:
+        """After the first step: how long the rest will take here, and on a CPU with a heavy
+        model, that the lite preset exists."""
+        remaining = self.total_steps - self.step
+        hours = first_step_s * remaining / 3600
+        text = f"first step {first_step_s:.1f} s: the {remaining} steps left take about {_duration(hours)} on this {self.ctx.device.type.upper()}"
+        heavy = self.model_cfg.backbone != "mobilenet_v2" or self.model_cfg.neck_channels > 128
+        if self.ctx.device.type == "cpu" and heavy:
+            text += " (without a GPU, --model lite trains SSPNet-Lite about 10x faster)"
+        self._say(text)
 
     def _one_step(self, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]]) -> dict[str, float]:
         factor = lr_factor(self.step, self.iters_per_epoch, self.cfg.warmup_iters, self.cfg.warmup_ratio, self.cfg.lr_steps)
@@ -408,6 +435,14 @@ class Trainer:
             "train_config": self.cfg.to_dict(),
         }
         save_checkpoint(self.run_dir / "last.pt", self.model, meta=self._meta(metrics), train_state=train_state)
+
+
+def _duration(hours: float) -> str:
+    if hours < 1:
+        return f"{max(1, round(hours * 60))} min"
+    if hours < 48:
+        return f"{hours:.1f} h"
+    return f"{hours / 24:.1f} days"
 
 
 def _rng_state(device: torch.device) -> dict[str, Any]:
