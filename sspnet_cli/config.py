@@ -213,6 +213,11 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+#: the backbone start each preset trains from by default (``--backbone-weights default``); a
+#: short comparison picked the SSDLite person detector's MobileNetV2 for lite (weights/README.md)
+PRESET_BACKBONE_WEIGHTS: dict[str, str] = {"paper": "default", "lite": "person"}
+
+
 def preset_config(name: str, **overrides: Any) -> "ModelConfig":
     """The ModelConfig of preset ``name`` (see :data:`MODEL_PRESETS`), then ``overrides``
     (top-level fields; None values are ignored)."""

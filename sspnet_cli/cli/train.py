@@ -1,6 +1,7 @@
 """``sspnet train``: the SSPNet training recipe on a TinyPerson / COCO / YOLO dataset."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -9,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from sspnet_cli.cli.options import in_range
 from sspnet_cli.cli.app import app, err
-from sspnet_cli.config import AttentionConfig, TrainConfig, WNSConfig, preset_config
+from sspnet_cli.config import PRESET_BACKBONE_WEIGHTS, AttentionConfig, TrainConfig, WNSConfig, preset_config
 from sspnet_cli.errors import SSPNetError
 from sspnet_cli.inference.tiling import parse_tile
 from sspnet_cli.training.loop import Callbacks, LogInfo, Trainer
@@ -35,7 +36,7 @@ def train(
     model: str = typer.Option("paper", "--model", help="Model preset: paper (ResNet-50, 256-channel neck, FC-1024 head: the paper's; slow without a GPU) or lite (MobileNetV2, 64-channel SSPNet neck, FC-256 head: every SSPNet part, trains on a laptop CPU). --backbone, --neck-channels and --fc-dim override it."),
     detector: str = typer.Option("faster_rcnn", help="faster_rcnn, cascade_rcnn (three R-CNN stages at IoU 0.5/0.6/0.7) or retinanet (one stage, focal loss, its own 9 anchors per location)."),
     backbone: Optional[str] = typer.Option(None, help="resnet18, resnet34, resnet50, resnet101 or mobilenet_v2. [default: the preset's: resnet50 (paper), mobilenet_v2 (lite)]"),
-    backbone_weights: str = typer.Option("default", "--backbone-weights", show_default=False, help="Backbone start: imagenet or person (MobileNetV2 files in weights/: ImageNet, or the backbone of an SSDLite person detector, trained on its own input normalisation, which the checkpoint then carries), a state-dict file, or none (from scratch). [default: imagenet for mobilenet_v2; none for ResNets, as no ImageNet ResNet ships]"),
+    backbone_weights: str = typer.Option("default", "--backbone-weights", show_default=False, help="Backbone start: imagenet or person (MobileNetV2 files in weights/: ImageNet, or the backbone of an SSDLite person detector, trained on its own input normalisation, which the checkpoint then carries), a state-dict file, or none (from scratch). [default: person for --model lite; otherwise imagenet for mobilenet_v2, none for ResNets, as no ImageNet ResNet ships]"),
     neck: str = typer.Option("sspnet", help="sspnet (CAM + SEM + SSM) or fpn (the baseline)."),
     neck_channels: Optional[int] = typer.Option(None, "--neck-channels", callback=in_range(8, None), help="Channels of the pyramid. [default: the preset's: 256 (paper), 64 (lite)]"),
     fc_dim: Optional[int] = typer.Option(None, "--fc-dim", callback=in_range(8, None), help="Width of the R-CNN head's two FC layers. [default: the preset's: 1024 (paper), 256 (lite)]"),
@@ -51,6 +52,8 @@ def train(
     """Train an SSPNet detector; stop with Ctrl-C and continue with --resume."""
     if anchors not in ("default", "kmeans"):
         raise SSPNetError("--anchors must be default or kmeans")
+    if backbone_weights == "default" and (backbone is None or backbone == "mobilenet_v2"):
+        backbone_weights = PRESET_BACKBONE_WEIGHTS.get(model, "default")
     model_cfg = preset_config(model, detector=detector, backbone=backbone, neck=neck, neck_channels=neck_channels, neck_norm=neck_norm)
     if fc_dim is not None:
         model_cfg.roi.fc_dim = fc_dim
@@ -94,16 +97,28 @@ def _lr_steps(text: Optional[str], epochs: int) -> tuple[int, ...]:
         raise SSPNetError(f"--lr-steps must be epoch numbers like 8,11, got {text!r}") from None
 
 
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
 class _progress:
     """A rich progress bar fed by the trainer's callbacks."""
 
     def __enter__(self):
         cols = (TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-        self.progress = Progress(*cols, TextColumn("{task.fields[info]}"), console=err, expand=False, redirect_stdout=False, redirect_stderr=False)
+        self.progress = Progress(*cols, TextColumn("{task.fields[info]}"), console=err, expand=False, redirect_stdout=False, redirect_stderr=False, disable=not err.is_terminal)
         self.progress.__enter__()
         self.task = self.progress.add_task("train", total=None, info="")
 
+        # a log file or a scheduler's output gets one plain line per log_every steps instead
+        plain = not err.is_terminal
+        started = time.monotonic()
+        first_step = [0]
+
         def on_start(first: int, total: int) -> None:
+            first_step[0] = first
             self.progress.update(self.task, completed=first, total=total)
 
         def on_log(info: LogInfo) -> None:
@@ -114,6 +129,14 @@ class _progress:
                     parts.append(f"{short} {info.losses[key]:.3f}")
             parts += [f"lr {info.lr:.2e}", f"{info.patches_per_s:.1f} patch/s", f"ep {info.epoch}"]
             self.progress.update(self.task, info=" ".join(parts))
+            if not plain:
+                return
+            elapsed = time.monotonic() - started
+            done = info.step - first_step[0]
+            eta = elapsed / done * (info.total_steps - info.step) if done else 0.0
+            self.progress.console.print(
+                f"step {info.step}/{info.total_steps} {' '.join(parts)} elapsed {_clock(elapsed)} eta {_clock(eta)}", markup=False
+            )
 
         def on_val(epoch: int, metrics: dict) -> None:
             ap, mr = metrics.get("AP50_tiny"), metrics.get("MR50_tiny")

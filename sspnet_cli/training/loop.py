@@ -342,7 +342,7 @@ class Trainer:
     def _say_estimate(self, first_step_s: float) -> None:
         """After the first step: how long the rest will take here, and on a CPU with a heavy
         model, that the lite preset exists."""
-        remaining = self.total_steps - self.step
+        remaining = self.total_steps - self.step - 1  # called before the step counter moves
         hours = first_step_s * remaining / 3600
         text = f"first step {first_step_s:.1f} s: the {remaining} steps left take about {_duration(hours)} on this {self.ctx.device.type.upper()}"
         heavy = self.model_cfg.backbone != "mobilenet_v2" or self.model_cfg.neck_channels > 128
