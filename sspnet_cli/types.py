@@ -7,8 +7,9 @@ them to map coordinates directly.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, Sequence
 
+import numpy as np
 import torch
 
 
@@ -64,11 +65,56 @@ class Detections:
 
 
 @dataclass
+class Positions:
+    """Where one frame's detections are on the map (``sspnet_cli.geo.positions.positions_of``
+    answers it for any result). ``source``: ``"raster"`` (the raster's georeferencing),
+    ``"camera"`` (a drone photo's camera model) or ``"pixel"`` (no position; ``reason`` says
+    why). A camera model can place some detections of a photo and not others: their rows of
+    ``rings``, ``centres`` and ``error_m`` are NaN and ``reasons`` says why, per detection."""
+
+    source: str  # "raster" | "camera" | "pixel"
+    rings: Optional[np.ndarray] = None  # (N, 5, 2) lon/lat, closed, counter-clockwise
+    centres: Optional[np.ndarray] = None  # (N, 2) lon/lat of the box centres
+    error_m: Optional[np.ndarray] = None  # (N,) horizontal error estimate in metres, where known
+    reason: Optional[str] = None  # why there is no position (source "pixel")
+    # source "camera": per detection, why it has no position (None where it has one)
+    reasons: Optional[Sequence[Optional[str]]] = None
+    note: Optional[str] = None  # a caveat on every position of the image (e.g. a cropped photo)
+    # source "camera": the whole frame's outline on the ground (closed lon/lat ring), where every
+    # corner ray meets it
+    footprint: Optional[np.ndarray] = None
+
+    def located(self, n: int) -> np.ndarray:
+        """``(n,)`` bool: which of the image's ``n`` detections have a map position (a finite
+        centre)."""
+        if self.source == "pixel" or self.centres is None:
+            return np.zeros(n, dtype=bool)
+        centres = np.asarray(self.centres, dtype=np.float64).reshape(-1, 2)
+        if len(centres) != n:
+            raise ValueError(f"positions of {len(centres)} detections asked about {n}")
+        return np.isfinite(centres).all(axis=1)
+
+    def reason_for(self, index: int) -> Optional[str]:
+        """Why detection ``index`` has no map position, or None when it has one."""
+        if self.source == "pixel":
+            return self.reason or "no map position"
+        if self.reasons is not None and self.reasons[index] is not None:
+            return self.reasons[index]
+        if self.centres is not None and not np.isfinite(np.asarray(self.centres)[index]).all():
+            return self.reason or "no map position"
+        return None
+
+
+@dataclass
 class ImageResult:
     """Everything the writers need about one processed frame; they know nothing of the model.
 
     ``image`` is the path (or name) as the user gave it; ``georef`` is set for georeferenced
-    rasters; ``camera`` holds drone-photo metadata (EXIF GPS and friends) when the file has it.
+    rasters; ``camera`` holds drone-photo metadata (EXIF GPS and friends) when the file has it;
+    ``ground`` the detections' map positions from a camera model (or read back from a results
+    file); ``attention`` the SSPNet attention maps by level name (``"P2"``...) when asked for;
+    ``warnings`` notes for the user about this frame (an ignored EXIF rotation, unusable
+    georeferencing).
     """
 
     image: str
@@ -77,4 +123,6 @@ class ImageResult:
     detections: Detections
     georef: Optional[GeoRef] = None
     camera: Optional[dict[str, Any]] = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    ground: Optional[Positions] = None
+    attention: Optional[dict[str, np.ndarray]] = None
+    warnings: list[str] = field(default_factory=list)

@@ -23,8 +23,8 @@ from sspnet_cli.geo.camera import (
     intrinsics_of,
 )
 from sspnet_cli.geo.positions import positions_of
-from sspnet_cli.inference.exif import dji_xmp, read_exif
-from sspnet_cli.inference.sources import open_source
+from sspnet_cli.imagery.exif import dji_xmp, read_exif
+from sspnet_cli.imagery.sources import open_source
 from sspnet_cli.types import Detections, ImageResult
 
 GEOD = Geod(ellps="WGS84")

@@ -21,7 +21,7 @@ from sspnet_cli.geo.camera import apply_camera_model, apply_camera_models, camer
 from sspnet_cli.geo.positions import positions_of
 from sspnet_cli.geo.transform import signed_area
 from sspnet_cli.inference.engine import Detector
-from sspnet_cli.inference.sources import open_source
+from sspnet_cli.imagery.sources import open_source
 from sspnet_cli.outputs.writers import write_results
 from sspnet_cli.types import Detections, ImageResult
 

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from sspnet_cli.data import AnnotatedImage, patch_targets, training_patches
 from sspnet_cli.data.patches import visible_fraction
-from sspnet_cli.inference.tiling import window_grid
+from sspnet_cli.imagery.tiling import window_grid
 from sspnet_cli.types import Window
 
 WINDOW = Window(100, 200, 640, 512)  # covers x in [100, 740], y in [200, 712]

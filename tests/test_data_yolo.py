@@ -105,3 +105,25 @@ def test_label_path_replaces_the_last_images_folder():
     assert label_path(Path("/d/images/train/images/a.b.jpg")) == Path("/d/images/train/labels/a.b.txt")
     assert label_path(Path("/d/images/x.png")) == Path("/d/labels/x.txt")
     assert label_path(Path("rel/images/sub/x.jpeg")) == Path("rel/labels/sub/x.txt")
+
+
+def test_a_photo_with_a_rotating_exif_orientation_trains(tmp_path):
+    """Frames are decoded as stored (EXIF orientation not applied), so the size read from the
+    header must be the stored one too, or the training set builder refuses the photo."""
+    from PIL import Image
+
+    from sspnet_cli.data import PatchDataset, training_patches
+
+    root = tmp_path / "rot"
+    _write(root / "data.yaml", "train: train/images\nnames: ['person']\n")
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 96, 3), dtype=np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees to display
+    (root / "train" / "images").mkdir(parents=True)
+    image.save(root / "train" / "images" / "r.jpg", exif=exif)
+    _write(root / "train" / "labels" / "r.txt", "0 0.5 0.5 0.2 0.4\n")
+    ds = open_dataset(root, split="train")
+    assert (ds.images[0].width, ds.images[0].height) == (96, 48)
+    patches = training_patches(ds.images, (64, 48), 8)
+    item, target = PatchDataset(ds, patches, augment=False)[0]
+    assert item.shape[1:] == (48, 64) and len(target["boxes"]) == 1

@@ -18,8 +18,8 @@ from rasterio.windows import Window as RioWindow
 
 from sspnet_cli.errors import SSPNetError
 from sspnet_cli.geo.transform import signed_area
-from sspnet_cli.inference.sources import open_source
-from sspnet_cli.outputs.atomic import RESULT_SUFFIXES, atomic_write, check_writable
+from sspnet_cli.imagery.sources import open_source
+from sspnet_cli.atomic import RESULT_SUFFIXES, atomic_write, check_writable
 from sspnet_cli.outputs.overlay import save_overlay
 from sspnet_cli.outputs.writers import WRITERS, write_results
 from sspnet_cli.types import Detections, ImageResult

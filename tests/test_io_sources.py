@@ -11,7 +11,7 @@ from rasterio.transform import Affine
 import cv2
 
 from sspnet_cli.errors import InputError, SSPNetError
-from sspnet_cli.inference.sources import DecodedImageSource, RasterSource, Stretch, open_source
+from sspnet_cli.imagery.sources import DecodedImageSource, RasterSource, Stretch, open_source
 from sspnet_cli.types import Window
 
 pytestmark = [
@@ -320,8 +320,11 @@ def test_plain_tiff_without_crs_has_no_georef(tmp_path):
 def test_crs_that_cannot_reach_wgs84_falls_back_to_pixels(tmp_path):
     local = CRS.from_wkt('LOCAL_CS["site grid",LOCAL_DATUM["x",0],UNIT["metre",1],AXIS["Easting",EAST],AXIS["Northing",NORTH]]')
     path = write_tif(tmp_path / "local.tif", np.ones((3, 10, 10), np.uint8), crs=local, transform=TRANSFORM)
+    from sspnet_cli.geo.transform import check_source_georef
+
     with open_source(path) as src:
-        assert src.georef is None
+        assert src.georef is not None  # imagery reads it; geo decides it cannot be used
+        assert check_source_georef(src).georef is None
         assert "WGS84" in src.warnings[0] and "pixels" in src.warnings[0]
 
 
@@ -365,7 +368,7 @@ def test_uint16_single_band_stretch_is_the_same_for_every_window(tmp_path):
 
 
 def test_stretch_of_a_huge_raster_is_measured_on_patches(tmp_path, monkeypatch):
-    import sspnet_cli.inference.sources as sources
+    import sspnet_cli.imagery.sources as sources
 
     rng = np.random.default_rng(4)
     data = rng.normal(3000, 500, size=(3, 1200, 1600)).astype(np.int16)

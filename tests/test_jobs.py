@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from cli_helpers import run_cli, small_checkpoint
 from sspnet_cli.inference import jobs
 from sspnet_cli.inference.engine import Detector, RunStats
-from sspnet_cli.inference.inputs import expand_inputs
+from sspnet_cli.imagery.inputs import expand_inputs
 
 REPO = Path(__file__).resolve().parents[1]
 

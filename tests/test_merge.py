@@ -2,7 +2,7 @@
 import torch
 
 from sspnet_cli.inference.merge import merge_frame, tile_to_frame
-from sspnet_cli.inference.tiling import window_grid
+from sspnet_cli.imagery.tiling import window_grid
 
 
 def det(boxes, scores):

@@ -22,8 +22,8 @@ from fakes import GridModel
 from sspnet_cli.errors import InputError, SSPNetError
 from sspnet_cli.inference.engine import Detector
 from sspnet_cli.inference.merge import merge_frame, tile_to_frame
-from sspnet_cli.inference.sources import open_source
-from sspnet_cli.inference.tiling import window_grid
+from sspnet_cli.imagery.sources import open_source
+from sspnet_cli.imagery.tiling import window_grid
 from sspnet_cli.types import Window
 
 REPO = Path(__file__).resolve().parents[1]

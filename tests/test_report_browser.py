@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from sspnet_cli.inference.sources import open_source
+from sspnet_cli.imagery.sources import open_source
 from sspnet_cli.outputs.report import write_report
 from sspnet_cli.types import Detections, ImageResult
 from test_report_page import ODD_NAME, geotiff, scene_results, write_jpeg

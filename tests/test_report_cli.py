@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cli_helpers import run_cli
-from sspnet_cli.inference.sources import open_source
+from sspnet_cli.imagery.sources import open_source
 from sspnet_cli.outputs import write_results
 from sspnet_cli.outputs.report.locate import FrameFinder
 from sspnet_cli.types import Detections, ImageResult

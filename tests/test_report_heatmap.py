@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 
 from sspnet_cli.errors import SSPNetError
-from sspnet_cli.inference.sources import array_source
+from sspnet_cli.imagery.sources import array_source
 from sspnet_cli.outputs.heatmap import (
     COMBINED,
-    attention_of,
     blend_heat,
     heat_layers,
     heatmap_names,
@@ -102,10 +101,3 @@ def test_bad_maps_are_refused():
         heat_layers({"P2": np.zeros((3, 3))}, 0, 10)
 
 
-def test_attention_of_a_result_extra():
-    assert attention_of({}) is None  # an FPN model: no maps
-    assert attention_of({"attention": {}}) is None
-    maps = synthetic_maps()
-    assert attention_of({"attention": maps}).keys() == maps.keys()
-    with pytest.raises(SSPNetError):
-        attention_of({"attention": [1, 2]})

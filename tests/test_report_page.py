@@ -15,7 +15,7 @@ import torch
 from rasterio.transform import Affine
 
 from sspnet_cli.errors import SSPNetError
-from sspnet_cli.inference.sources import open_source
+from sspnet_cli.imagery.sources import open_source
 from sspnet_cli.outputs.report import check_report_dir, write_report
 from sspnet_cli.outputs.report.crops import CROP_PX, crop_window
 from sspnet_cli.outputs.report.folder import MARKER
@@ -249,7 +249,7 @@ def test_georeferenced_frames_get_a_map_of_footprints_and_positions(tmp_path):
 def test_heatmaps_are_written_and_linked(tmp_path):
     results = scene_results(tmp_path)
     rng = np.random.default_rng(0)
-    results[0].extra["attention"] = {f"P{l}": rng.random((240 // 2**l, 320 // 2**l), dtype=np.float32) for l in range(2, 6)}
+    results[0].attention = {f"P{l}": rng.random((240 // 2**l, 320 // 2**l), dtype=np.float32) for l in range(2, 6)}
     summary = write_report(tmp_path / "rep", results, heatmaps=True)
     page = check_report(tmp_path / "rep")
     links = [attrs["href"] for _, attrs in page.tags if attrs.get("href", "").startswith("heatmaps/")]

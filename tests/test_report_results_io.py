@@ -11,7 +11,7 @@ from rasterio.transform import Affine
 
 from sspnet_cli.errors import InputError
 from sspnet_cli.geo.positions import positions_of
-from sspnet_cli.inference.sources import open_source
+from sspnet_cli.imagery.sources import open_source
 from sspnet_cli.outputs import write_results
 from sspnet_cli.outputs.results_io import read_results
 from sspnet_cli.types import Detections, ImageResult

@@ -1,4 +1,4 @@
-from sspnet_cli.inference.tiling import axis_starts, window_grid
+from sspnet_cli.imagery.tiling import axis_starts, window_grid
 
 
 def test_1920x1080_example_from_the_spec():

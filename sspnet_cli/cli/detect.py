@@ -21,12 +21,12 @@ from sspnet_cli.errors import SSPNetError
 from sspnet_cli.geo.dem import Dem
 from sspnet_cli.inference import jobs
 from sspnet_cli.inference.engine import Detector, Failure, RunStats
-from sspnet_cli.inference.inputs import expand_inputs
-from sspnet_cli.inference.sources import open_source
-from sspnet_cli.inference.tiling import parse_tile
+from sspnet_cli.imagery.inputs import expand_inputs
+from sspnet_cli.imagery.sources import open_source
+from sspnet_cli.imagery.tiling import parse_tile
 from sspnet_cli.geo.camera import apply_camera_models, open_ground
 from sspnet_cli.outputs import check_writable, write_results
-from sspnet_cli.outputs.heatmap import attention_of, save_heatmaps
+from sspnet_cli.outputs.heatmap import save_heatmaps
 from sspnet_cli.outputs.overlay import save_overlay
 from sspnet_cli.outputs.report import DEFAULT_REPORT_MAX, DEFAULT_REPORT_THR, check_report_dir, write_report
 from sspnet_cli.cli.report import MAX_HELP, THR_HELP, check_report_options
@@ -238,7 +238,7 @@ def _save_overlays(folder: Path, results: list[ImageResult]) -> None:
         used.add(name)
         with open_source(result.image) as source:
             save_overlay(folder / name, source, result.detections)
-            maps = attention_of(result.extra)
+            maps = result.attention
             if maps:
                 save_heatmaps(folder, Path(name).stem, source, maps)
 

@@ -18,8 +18,8 @@ from sspnet_cli.errors import SSPNetError
 from sspnet_cli.evaluation import EvalResult, ap_table, evaluate_files, format_value, mr_table
 from sspnet_cli.evaluation.tables import Table
 from sspnet_cli.inference.engine import Detector
-from sspnet_cli.inference.tiling import parse_tile
-from sspnet_cli.outputs.atomic import atomic_write, check_writable
+from sspnet_cli.imagery.tiling import parse_tile
+from sspnet_cli.atomic import atomic_write, check_writable
 
 out_console = Console(highlight=False)
 

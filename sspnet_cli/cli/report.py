@@ -85,14 +85,14 @@ def _load(results: Path) -> tuple[ReadResults, bool]:
     loaded = read_results(results)
     if parts.is_dir():
         try:
-            maps = {r.image: r.extra["attention"] for r in partial_results(parts).results if "attention" in r.extra}
+            maps = {r.image: r.attention for r in partial_results(parts).results if r.attention}
         except SSPNetError:
             maps = {}
         for result in loaded.results:
             if result.image in maps:
-                result.extra["attention"] = maps[result.image]
+                result.attention = maps[result.image]
     return loaded, _has_attention(loaded.results)
 
 
 def _has_attention(results: list) -> bool:
-    return any("attention" in r.extra for r in results)
+    return any(r.attention for r in results)

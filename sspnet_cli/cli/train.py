@@ -12,7 +12,7 @@ from sspnet_cli.cli.options import in_range
 from sspnet_cli.cli.app import app, err
 from sspnet_cli.config import PRESET_BACKBONE_WEIGHTS, AttentionConfig, TrainConfig, WNSConfig, preset_config
 from sspnet_cli.errors import SSPNetError
-from sspnet_cli.inference.tiling import parse_tile
+from sspnet_cli.imagery.tiling import parse_tile
 from sspnet_cli.training.loop import Callbacks, LogInfo, Trainer
 
 

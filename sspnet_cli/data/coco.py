@@ -16,7 +16,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from sspnet_cli.data.classes import ClassChoice, choose_classes
-from sspnet_cli.data.imagesize import read_image_size
+from sspnet_cli.imagery.imagesize import read_image_size
 from sspnet_cli.data.sample import AnnotatedImage, Dataset, Problem
 from sspnet_cli.data.splits import split_aliases
 from sspnet_cli.errors import InputError

@@ -5,7 +5,7 @@ least 70 % of its side survives the crop, ``sqrt(clipped area / area) >= 0.7``; 
 clipped to the window and shifted to patch coordinates. A person cut more than that becomes an
 ignore region of the patch (clipped) instead of vanishing, so that the half-visible person is
 neither a positive nor a negative there. Ignore regions are clipped into the patch too. Windows
-come from :func:`sspnet_cli.inference.tiling.window_grid`, the grid detection uses.
+come from :func:`sspnet_cli.imagery.tiling.window_grid`, the grid detection uses.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from sspnet_cli.data.sample import AnnotatedImage, as_boxes
-from sspnet_cli.inference.tiling import window_grid
+from sspnet_cli.imagery.tiling import window_grid
 from sspnet_cli.types import Window
 
 MIN_VISIBLE = 0.7

@@ -2,7 +2,7 @@
 
 For each :class:`~sspnet_cli.data.patches.PatchRef` (from
 :func:`~sspnet_cli.data.patches.training_patches`), :class:`PatchDataset` reads the window with
-:func:`~sspnet_cli.inference.sources.open_source` (pixels past the frame are 0, as detection
+:func:`~sspnet_cli.imagery.sources.open_source` (pixels past the frame are 0, as detection
 sees them), keeps the people by the 70 % rule (:func:`~sspnet_cli.data.patches.patch_targets`),
 paints the patch's ignore regions (the dataset's ignore / uncertain / crowd boxes and the
 people cut by the patch border) with the dataset mean colour, then augments
@@ -31,7 +31,7 @@ from sspnet_cli.data.augment import Colour, Patch, TrainAugment
 from sspnet_cli.data.patches import MIN_VISIBLE, PatchRef, patch_targets
 from sspnet_cli.data.sample import AnnotatedImage
 from sspnet_cli.errors import InputError, SSPNetError
-from sspnet_cli.inference.sources import ImageSource, open_source
+from sspnet_cli.imagery.sources import ImageSource, open_source
 
 Target = dict[str, torch.Tensor]
 #: anything that augments like :class:`TrainAugment`: ``augment(patch, rng) -> Patch``

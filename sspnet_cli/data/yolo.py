@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 
 from sspnet_cli.data.classes import ClassChoice, choose_classes
-from sspnet_cli.data.imagesize import read_image_size
+from sspnet_cli.imagery.imagesize import read_image_size
 from sspnet_cli.data.sample import AnnotatedImage, Dataset, Problem
 from sspnet_cli.data.splits import resolve_split
 from sspnet_cli.errors import InputError

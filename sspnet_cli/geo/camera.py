@@ -290,7 +290,7 @@ def camera_model(
     dem: Optional[Dem] = None,
 ) -> CameraModel:
     """The camera model of a ``width`` x ``height`` photo from its metadata (the dictionary of
-    :func:`sspnet_cli.inference.exif.read_exif`).
+    :func:`sspnet_cli.imagery.exif.read_exif`).
 
     The ground is flat at ``RelativeAltitude`` below the camera, or flat at ``ground_elevation``
     (metres, the GPS altitude's datum), or the ``dem``. Raises :class:`CameraModelError` when
@@ -438,7 +438,7 @@ def open_ground(ground_elevation: Optional[float] = None, dem: Union[str, Path, 
 
 
 def apply_camera_model(result: ImageResult, ground_elevation: Optional[float] = None, dem: Optional[Dem] = None) -> ImageResult:
-    """``result`` with its detections' ground positions under ``extra["ground"]``, which
+    """``result`` with its detections' ground positions in ``ground``, which
     :func:`sspnet_cli.geo.positions.positions_of` and the writers read.
 
     Georeferenced rasters come back unchanged (their own georeferencing wins). Photos the
@@ -464,7 +464,7 @@ def apply_camera_model(result: ImageResult, ground_elevation: Optional[float] = 
             outline = frame_footprint(model, result.width, result.height)
             positions.footprint = outline if np.isfinite(outline).all() else None
             camera = {**camera, "focal_length_px": model.intrinsics.focal_px, "height_above_ground": model.height_above_ground}
-    return dataclasses.replace(result, camera=camera, extra={**result.extra, "ground": positions})
+    return dataclasses.replace(result, camera=camera, ground=positions)
 
 
 def apply_camera_models(

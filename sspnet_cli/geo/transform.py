@@ -10,13 +10,17 @@ matters for a raster straddling 180 degrees, where the ring's longitudes may jum
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 from pyproj import CRS, Transformer
 
 from sspnet_cli.errors import SSPNetError
+from sspnet_cli.imagery.exif import read_exif
 from sspnet_cli.types import GeoRef
+
+if TYPE_CHECKING:
+    from sspnet_cli.imagery.sources import ImageSource
 
 _WGS84 = "EPSG:4326"
 
@@ -106,6 +110,21 @@ def georef_problem(georef: GeoRef, width: int, height: int) -> Optional[str]:
     if (np.abs(lat) > 90).any() or (np.abs(lon) > 360).any():
         return "its corners fall outside the Earth in WGS84"
     return None
+
+
+def check_source_georef(source: "ImageSource") -> "ImageSource":
+    """``source`` with its georeferencing dropped (and a warning added) when it cannot place the
+    raster in WGS84 (:func:`georef_problem`); a raster left without one then gets its EXIF
+    camera metadata, as an ungeoreferenced file does. Returns ``source``."""
+    if source.georef is None:
+        return source
+    problem = georef_problem(source.georef, source.width, source.height)
+    if problem is not None:
+        source.warnings.append(f"georeferencing not usable ({problem}): positions are given in pixels")
+        source.georef = None
+        if source.camera is None:
+            source.camera, source.orientation = read_exif(source.path)
+    return source
 
 
 def box_rings(boxes: np.ndarray) -> np.ndarray:

@@ -23,8 +23,9 @@ from sspnet_cli.distributed import resolve_device
 from sspnet_cli.errors import InputError, SSPNetError
 from sspnet_cli.inference.background import background
 from sspnet_cli.inference.merge import merge_frame, tile_to_frame
-from sspnet_cli.inference.sources import ImageSource, array_source, open_source
-from sspnet_cli.inference.tiling import window_grid
+from sspnet_cli.imagery.sources import ImageSource, array_source, open_source
+from sspnet_cli.geo.transform import check_source_georef
+from sspnet_cli.imagery.tiling import window_grid
 from sspnet_cli.inference.weights import resolve_weights
 from sspnet_cli.model.checkpoint import load_model
 from sspnet_cli.types import Detections, ImageResult, Window
@@ -138,15 +139,11 @@ def merge_pieces(pieces: Sequence[UnitResult], nms_iou: float, score_thr: float)
     first = pieces[0]
     parts = sorted((p for piece in pieces for p in piece.parts), key=lambda p: p[2])
     merged = merge_frame(parts, first.windows, nms_iou, score_thr)
-    extra: dict[str, Any] = {}
-    if first.warnings:
-        extra["warnings"] = list(first.warnings)
     maps = [piece.attention for piece in pieces if piece.attention]
-    if maps:
-        extra["attention"] = {k: np.maximum.reduce([m[k] for m in maps]) for k in maps[0]}
+    attention = {k: np.maximum.reduce([m[k] for m in maps]) for k in maps[0]} if maps else None
     return ImageResult(
         image=first.name, width=first.width, height=first.height, detections=merged,
-        georef=first.georef, camera=first.camera, extra=extra,
+        georef=first.georef, camera=first.camera, attention=attention, warnings=list(first.warnings),
     )
 
 
@@ -287,7 +284,7 @@ class Detector:
             item = unit.image
             name = "<array>" if isinstance(item, np.ndarray) else str(item)
             try:
-                source = array_source(item) if isinstance(item, np.ndarray) else open_source(item, self.options.bands)
+                source = array_source(item) if isinstance(item, np.ndarray) else check_source_georef(open_source(item, self.options.bands))
             except SSPNetError as exc:
                 yield ("failed", seq, unit, name, getattr(exc, "problem", str(exc)))
                 continue

@@ -30,9 +30,10 @@ from typing import Any, Callable, Iterator, Optional, Union
 import numpy as np
 import torch
 
-from sspnet_cli.errors import SSPNetError
+from sspnet_cli.errors import InputError, SSPNetError
+from sspnet_cli.imagery.imagesize import read_image_size
 from sspnet_cli.inference.engine import Detector, Failure, RunStats, UnitResult, WorkUnit, merge_pieces, unit_rows
-from sspnet_cli.inference.tiling import window_grid
+from sspnet_cli.imagery.tiling import window_grid
 from sspnet_cli.types import Detections, GeoRef, ImageResult
 
 BAND_ROWS = 4  # tile rows per band when an image is split
@@ -67,20 +68,10 @@ def probe(path: Union[str, Path]) -> InputInfo:
         st = p.stat()
     except OSError:
         return InputInfo(str(path), 0, 0, -1, -1)
-    width = height = 0
     try:
-        from PIL import Image
-
-        with Image.open(p) as im:  # reads the header only; EXIF orientation is not applied
-            width, height = im.size
-    except Exception:
-        try:
-            import rasterio
-
-            with rasterio.Env(), rasterio.open(p) as ds:
-                width, height = ds.width, ds.height
-        except Exception:
-            pass  # unreadable: the unit fails when it runs, with its own message
+        width, height = read_image_size(p)
+    except InputError:
+        width = height = 0  # unreadable: the unit fails when it runs, with its own message
     return InputInfo(str(path), int(width), int(height), int(st.st_size), int(st.st_mtime_ns))
 
 

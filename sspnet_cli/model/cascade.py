@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from torchvision.ops import boxes as box_ops
 
 from sspnet_cli.config import ModelConfig, RoIConfig, WNSConfig
-from sspnet_cli.model.detector import Detections, SSPNetDetector
+from sspnet_cli.model.detector import BoxDicts, SSPNetDetector
 from sspnet_cli.model.roi_heads import RoIHead
 
 
@@ -83,7 +83,7 @@ class CascadeRoIHeads(nn.Module):
         proposal_scores: list[Tensor],
         image_sizes: list[tuple[int, int]],
         targets: Optional[list[dict[str, Tensor]]] = None,
-    ) -> tuple[Detections, dict[str, Tensor]]:
+    ) -> tuple[BoxDicts, dict[str, Tensor]]:
         if self.training:
             if targets is None:
                 raise ValueError("targets are needed in training mode")
@@ -159,7 +159,7 @@ class CascadeRCNN(SSPNetDetector):
 
     def _score_scales(
         self, per_scale: list[tuple[float, list[Tensor], list[tuple[int, int]]]], merged: list[Tensor], sizes: list[tuple[int, int]]
-    ) -> Detections:
+    ) -> BoxDicts:
         """The up-sampled test, as the official aug test: at every scale the whole cascade runs on
         the merged proposals; its final boxes (mapped back) and class probabilities are averaged
         over scales, then the score threshold, soft-NMS and the cap."""

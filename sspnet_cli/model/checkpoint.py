@@ -21,7 +21,7 @@ from torch import nn
 
 from sspnet_cli.config import ModelConfig
 from sspnet_cli.errors import SSPNetError
-from sspnet_cli.outputs.atomic import atomic_write
+from sspnet_cli.atomic import atomic_write
 
 FORMAT = "sspnet-checkpoint"
 VERSION = 1

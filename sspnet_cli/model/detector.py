@@ -31,7 +31,9 @@ from sspnet_cli.model.roi_heads import RoIHead
 from sspnet_cli.model.rpn import RPN
 
 Images = Union[Sequence[Tensor], Tensor]
-Detections = list[dict[str, Tensor]]
+#: per image, torchvision's detection output: {"boxes" (N, 4), "scores" (N,), "labels" (N,)} (the
+#: engine turns them into :class:`sspnet_cli.types.Detections`)
+BoxDicts = list[dict[str, Tensor]]
 
 
 class PyramidDetector(nn.Module, ABC):
@@ -97,13 +99,13 @@ class PyramidDetector(nn.Module, ABC):
         """The training losses of a preprocessed batch (targets on its device)."""
 
     @abstractmethod
-    def _detect(self, batch: Tensor, sizes: list[tuple[int, int]]) -> tuple[Detections, list[Tensor]]:
-        """Detections and attention maps of a preprocessed batch (eval mode)."""
+    def _detect(self, batch: Tensor, sizes: list[tuple[int, int]]) -> tuple[BoxDicts, list[Tensor]]:
+        """Detections (per image: boxes, scores, labels) and attention maps of a preprocessed batch (eval mode)."""
 
     @abstractmethod
     def _predict_multiscale(
         self, batch: Tensor, sizes: list[tuple[int, int]], scales: Sequence[float], with_attention: bool
-    ) -> tuple[Detections, list[Tensor]]:
+    ) -> tuple[BoxDicts, list[Tensor]]:
         """The up-sampled test of a raw (B, 3, H, W) batch."""
 
     def attention_losses(
@@ -155,7 +157,7 @@ class SSPNetDetector(PyramidDetector):
         losses.update(self.attention_losses(batch, attentions, targets))
         return losses
 
-    def _detect(self, batch: Tensor, sizes: list[tuple[int, int]]) -> tuple[Detections, list[Tensor]]:
+    def _detect(self, batch: Tensor, sizes: list[tuple[int, int]]) -> tuple[BoxDicts, list[Tensor]]:
         levels, attentions = self.features(batch)
         proposals, scores, _ = self.rpn(levels, sizes)
         detections, _ = self.roi_heads(levels[:4], proposals, scores, sizes)
@@ -163,7 +165,7 @@ class SSPNetDetector(PyramidDetector):
 
     def _predict_multiscale(
         self, batch: Tensor, sizes: list[tuple[int, int]], scales: Sequence[float], with_attention: bool
-    ) -> tuple[Detections, list[Tensor]]:
+    ) -> tuple[BoxDicts, list[Tensor]]:
         """The reference's up-sampled test: proposals from every scale (mapped back to input
         pixels) are merged per image by NMS 0.7 (top 1000); the second stage runs on them at
         every scale (:meth:`_score_scales`)."""
@@ -192,7 +194,7 @@ class SSPNetDetector(PyramidDetector):
 
     def _score_scales(
         self, per_scale: list[tuple[float, list[Tensor], list[tuple[int, int]]]], merged: list[Tensor], sizes: list[tuple[int, int]]
-    ) -> Detections:
+    ) -> BoxDicts:
         """From each scale's (scale, pyramid, image sizes) and the merged proposals: each scale's
         R-CNN head scores and regresses them; class probabilities and boxes are averaged over
         scales, then the score threshold, soft-NMS and the cap."""

@@ -24,7 +24,7 @@ from torchvision.ops import sigmoid_focal_loss
 
 from sspnet_cli.config import ModelConfig
 from sspnet_cli.model.anchors import AnchorGenerator
-from sspnet_cli.model.detector import Detections, PyramidDetector
+from sspnet_cli.model.detector import BoxDicts, PyramidDetector
 from sspnet_cli.model.sampling import IGNORED, AnchorGrid, MaxIoUAssigner
 from sspnet_cli.model.soft_nms import soft_nms
 
@@ -97,14 +97,14 @@ class RetinaNet(PyramidDetector):
         return {"loss_retina_cls": cls_sum / n, "loss_retina_box": box_loss}
 
     # -- test -------------------------------------------------------------------------------
-    def _detect(self, batch: Tensor, sizes: list[tuple[int, int]]) -> tuple[Detections, list[Tensor]]:
+    def _detect(self, batch: Tensor, sizes: list[tuple[int, int]]) -> tuple[BoxDicts, list[Tensor]]:
         levels, attentions = self.features(batch)
         candidates = self.candidates(levels, 1.0)
         return self.select(candidates, sizes), attentions
 
     def _predict_multiscale(
         self, batch: Tensor, sizes: list[tuple[int, int]], scales: Sequence[float], with_attention: bool
-    ) -> tuple[Detections, list[Tensor]]:
+    ) -> tuple[BoxDicts, list[Tensor]]:
         """The up-sampled test as mmdetection's for dense heads: every scale's candidates (score
         threshold and top 1000 per level), mapped back to input pixels, are pooled per image;
         soft-NMS and the cap run once on the pool."""
@@ -142,7 +142,7 @@ class RetinaNet(PyramidDetector):
             out.append((torch.cat(boxes), torch.cat(scores), torch.cat(labels)))
         return out
 
-    def select(self, candidates: list[tuple[Tensor, Tensor, Tensor]], image_sizes: list[tuple[int, int]]) -> Detections:
+    def select(self, candidates: list[tuple[Tensor, Tensor, Tensor]], image_sizes: list[tuple[int, int]]) -> BoxDicts:
         """Clip the candidates to their image, then linear soft-NMS per class and the cap."""
         rc = self.cfg.retinanet
         clipped, shifted = [], []

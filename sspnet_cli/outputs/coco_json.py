@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
-from sspnet_cli.outputs.atomic import atomic_write
+from sspnet_cli.atomic import atomic_write
 from sspnet_cli.outputs.values import LABEL_NAMES, PIXEL_DECIMALS, SCORE_DECIMALS, detection_arrays, label_name, plain_json, rounded
 from sspnet_cli.types import ImageResult
 

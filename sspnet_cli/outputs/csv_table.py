@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
 from sspnet_cli.geo.positions import positions_of
-from sspnet_cli.outputs.atomic import atomic_write
+from sspnet_cli.atomic import atomic_write
 from sspnet_cli.outputs.values import (
     ERROR_DECIMALS,
     LONLAT_DECIMALS,

@@ -45,7 +45,7 @@ import numpy as np
 
 from sspnet_cli.geo.positions import Positions, positions_of
 from sspnet_cli.geo.transform import pixel_box_rings
-from sspnet_cli.outputs.atomic import atomic_write
+from sspnet_cli.atomic import atomic_write
 from sspnet_cli.outputs.values import (
     ERROR_DECIMALS,
     LONLAT_DECIMALS,

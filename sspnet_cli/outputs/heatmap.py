@@ -1,6 +1,6 @@
 """SSPNet attention heatmaps: the scale-selection maps blended over the frame, as PNG.
 
-The engine leaves, per frame, ``result.extra["attention"]``: a mapping ``{"P2": map, ...,
+The engine leaves, per frame, ``result.attention``: a mapping ``{"P2": map, ...,
 "P5": map}`` of float arrays in [0, 1], each at its pyramid level's resolution and covering the
 whole frame (tiles stitched). An FPN model has no attention, so the key is absent.
 
@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from sspnet_cli.errors import SSPNetError
-from sspnet_cli.inference.sources import ImageSource
+from sspnet_cli.imagery.sources import ImageSource
 from sspnet_cli.outputs.overlay import DEFAULT_MAX_SIDE, save_image
 
 #: name of the combined map among the returned layers and files
@@ -30,17 +30,6 @@ BLEND_ALPHA = 0.5
 COLOUR_MAP = cv2.COLORMAP_TURBO
 
 AttentionMaps = Mapping[str, np.ndarray]
-
-
-def attention_of(extra: Mapping[str, object]) -> Optional[dict[str, np.ndarray]]:
-    """The attention maps in a result's ``extra`` (``extra["attention"]``), or None when the
-    model produced none (FPN baseline) or the mapping is empty."""
-    maps = extra.get("attention")
-    if not maps:
-        return None
-    if not isinstance(maps, Mapping):
-        raise SSPNetError("result.extra['attention'] must map level names to arrays")
-    return dict(maps)  # type: ignore[arg-type]
 
 
 def _level_order(name: str) -> tuple[int, str]:

@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 
 from sspnet_cli.errors import SSPNetError
-from sspnet_cli.inference.sources import ImageSource
-from sspnet_cli.outputs.atomic import IMAGE_SUFFIXES, atomic_write
+from sspnet_cli.imagery.sources import ImageSource
+from sspnet_cli.atomic import IMAGE_SUFFIXES, atomic_write
 from sspnet_cli.types import Detections
 
 BOX_COLOUR = (255, 0, 255)  # magenta: rare in vegetation, water, rock and snow

@@ -10,7 +10,7 @@ What each format keeps, and so what comes back:
 * ``.csv``: only images with detections, no sizes, no metadata; ``lon,lat`` of box centres where
   the columns are filled.
 
-Map positions read from a file go into ``result.extra["ground"]`` as a
+Map positions read from a file go into ``result.ground`` as a
 :class:`~sspnet_cli.geo.positions.Positions`, so :func:`~sspnet_cli.geo.positions.positions_of`
 answers for them as it does for positions computed from a raster (an image with positions for
 only some of its detections gets none). Images keep the order of their first appearance; a
@@ -100,7 +100,7 @@ def _to_result(im: _Image) -> ImageResult:
     result = ImageResult(im.name, im.width, im.height, detections)
     if n and all(c is not None for c in im.centres):
         rings = np.stack(im.rings) if all(r is not None for r in im.rings) else None  # type: ignore[arg-type]
-        result.extra["ground"] = Positions("raster", rings=rings, centres=np.array(im.centres, dtype=np.float64))
+        result.ground = Positions("raster", rings=rings, centres=np.array(im.centres, dtype=np.float64))
     return result
 
 

@@ -34,7 +34,7 @@ from sspnet_cli.model.anchors import kmeans_anchors
 from sspnet_cli.model.backbones import KNOWN_WEIGHTS, known_weights
 from sspnet_cli.model.build import build_from_config
 from sspnet_cli.model.checkpoint import load_state_strict, read_checkpoint, save_checkpoint
-from sspnet_cli.outputs.atomic import atomic_write
+from sspnet_cli.atomic import atomic_write
 from sspnet_cli.distributed import DistContext, all_reduce_mean, setup
 from sspnet_cli.training.schedule import lr_factor
 

@@ -31,9 +31,10 @@ import cv2
 from sspnet_cli import __version__
 from sspnet_cli.errors import InputError, SSPNetError
 from sspnet_cli.geo.positions import Positions, positions_of
-from sspnet_cli.inference.sources import ImageSource, open_source
-from sspnet_cli.outputs.atomic import atomic_write
-from sspnet_cli.outputs.heatmap import attention_of, save_heatmaps
+from sspnet_cli.imagery.sources import ImageSource, open_source
+from sspnet_cli.geo.transform import check_source_georef
+from sspnet_cli.atomic import atomic_write
+from sspnet_cli.outputs.heatmap import save_heatmaps
 from sspnet_cli.outputs.overlay import DEFAULT_MAX_SIDE, draw_boxes
 from sspnet_cli.outputs.report.assets import write_assets
 from sspnet_cli.outputs.report.crops import encode_jpeg, render_crop
@@ -85,7 +86,7 @@ def default_opener(meta: Optional[dict[str, Any]] = None) -> ImageOpener:
     bands = options.get("bands") if isinstance(options, dict) else None
 
     def open_image(result: ImageResult) -> ImageSource:
-        return open_source(result.image, bands=bands or None)
+        return check_source_georef(open_source(result.image, bands=bands or None))
 
     return open_image
 
@@ -135,7 +136,7 @@ class _FrameWriter:
             name = f"crops/{entry.rank:06d}.jpg"
             _write_bytes(self.work / name, encode_jpeg(render_crop(source, entry.box)))
             entry.crop = name
-        maps = attention_of(result.extra) if self.heatmaps else None
+        maps = (result.attention or None) if self.heatmaps else None
         if not (len(boxes) or thumb or maps):
             return
         rgb, _ = source.read_overview(DEFAULT_MAX_SIDE)
@@ -174,7 +175,7 @@ def write_report(
     as a crop with context. ``meta`` is the run's metadata; the page shows ``weights``,
     ``options`` (a dict), ``seconds`` (run time), ``device`` and ``results`` (the results file)
     when present, and ``options["bands"]`` is used to read the frames. ``heatmaps`` draws each
-    frame's ``result.extra["attention"]`` (the page says when there is none). ``failures`` are
+    frame's ``result.attention`` (the page says when there is none). ``failures`` are
     (input, problem) pairs of inputs that failed; ``notes`` are lines for the summary.
     ``open_image`` opens a result's frame (default: :func:`open_source` of ``result.image``).
 

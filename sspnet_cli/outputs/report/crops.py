@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from sspnet_cli.errors import SSPNetError
-from sspnet_cli.inference.sources import ImageSource
+from sspnet_cli.imagery.sources import ImageSource
 from sspnet_cli.outputs.overlay import BOX_COLOUR
 from sspnet_cli.types import Window
 

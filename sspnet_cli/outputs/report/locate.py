@@ -15,8 +15,9 @@ from pathlib import Path, PurePosixPath
 from typing import Optional, Sequence, Union
 
 from sspnet_cli.errors import InputError
-from sspnet_cli.inference.inputs import expand_inputs
-from sspnet_cli.inference.sources import ImageSource, open_source
+from sspnet_cli.imagery.inputs import expand_inputs
+from sspnet_cli.imagery.sources import ImageSource, open_source
+from sspnet_cli.geo.transform import check_source_georef
 from sspnet_cli.types import ImageResult
 
 
@@ -68,4 +69,4 @@ class FrameFinder:
 
     def open(self, result: ImageResult) -> ImageSource:
         """Open the frame of ``result`` (an :data:`~sspnet_cli.outputs.report.builder.ImageOpener`)."""
-        return open_source(self.find(result.image), bands=self.bands)
+        return check_source_georef(open_source(self.find(result.image), bands=self.bands))

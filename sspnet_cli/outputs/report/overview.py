@@ -16,7 +16,6 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from sspnet_cli.geo.positions import Positions
 from sspnet_cli.geo.transform import pixel_to_lonlat
 from sspnet_cli.types import ImageResult
 
@@ -55,8 +54,8 @@ def raster_footprint(result: ImageResult) -> Optional[np.ndarray]:
     """The closed lon/lat ring of a frame on the ground: a georeferenced raster's (corners
     transformed one by one, so a rotated raster gives its true outline) or a drone photo's as its
     camera model casts it; None without either, or without a size."""
-    ground = result.extra.get("ground")
-    if result.georef is None and isinstance(ground, Positions) and ground.footprint is not None:
+    ground = result.ground
+    if result.georef is None and ground is not None and ground.footprint is not None:
         return np.asarray(ground.footprint, dtype=np.float64)
     if result.georef is None or result.width <= 0 or result.height <= 0:
         return None

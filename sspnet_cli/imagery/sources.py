@@ -37,20 +37,17 @@ from __future__ import annotations
 
 import math
 import os
-import queue
 import re
-import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, TypeVar, Union
+from typing import Any, Optional, Sequence, Union
 
 import cv2
 import numpy as np
 
 from sspnet_cli.errors import InputError, SSPNetError
-from sspnet_cli.geo.transform import georef_problem
-from sspnet_cli.inference.exif import read_exif
+from sspnet_cli.imagery.exif import read_exif
 from sspnet_cli.types import GeoRef, Window
 
 #: longest side of the decimated read used to measure the stretch
@@ -141,7 +138,7 @@ class ImageSource:
     """One open frame. Use as a context manager, or call :meth:`close`.
 
     Attributes: ``path``, ``width``, ``height``, ``georef`` (:class:`GeoRef` or None), ``camera``
-    (EXIF GPS and drone attitude, see :func:`sspnet_cli.inference.exif.read_exif`, or None),
+    (EXIF GPS and drone attitude, see :func:`sspnet_cli.imagery.exif.read_exif`, or None),
     ``nodata`` (:class:`Nodata` or None when only padding can be invalid), ``stretch``
     (:class:`Stretch` or None for 8-bit data), ``bands`` (the 1-based bands shown as R, G, B),
     ``orientation`` (EXIF tag, not applied), ``format`` and ``warnings`` (notes for the user).
@@ -415,12 +412,8 @@ def _georef_of(ds: Any, warn: list[str]) -> Optional[GeoRef]:
         how = "ground control points" if gcps else "a CRS without a pixel-to-map transform"
         warn.append(f"georeferenced by {how} (not supported): positions are given in pixels")
         return None
-    georef = GeoRef(ds.crs.to_wkt(), tuple(float(v) for v in tuple(transform)[:6]))  # type: ignore[arg-type]
-    problem = georef_problem(georef, ds.width, ds.height)
-    if problem is not None:
-        warn.append(f"georeferencing not usable ({problem}): positions are given in pixels")
-        return None
-    return georef
+    # whether the CRS can place the raster in WGS84 is checked a layer up (geo.check_source_georef)
+    return GeoRef(ds.crs.to_wkt(), tuple(float(v) for v in tuple(transform)[:6]))  # type: ignore[arg-type]
 
 
 def _sidecar_georef(path: Path, width: int, height: int, warn: list[str]) -> Optional[GeoRef]:
@@ -636,85 +629,3 @@ def open_source(path: Union[str, Path], bands: Optional[Sequence[int]] = None) -
         return DecodedImageSource(p, fmt, data, bands)
     except MemoryError:
         raise InputError(p, "not enough memory to decode this image") from None
-
-
-# --------------------------------------------------------------------------------------------
-# Background prefetch
-
-P = TypeVar("P")
-S = TypeVar("S")
-_END = object()
-
-
-def _close_quietly(obj: object) -> None:
-    close = getattr(obj, "close", None)
-    if callable(close):
-        try:
-            close()
-        except Exception:
-            pass
-
-
-def prefetch(paths: Iterable[P], open_fn: Callable[[P], S], depth: int = 2) -> Iterator[tuple[P, Union[S, Exception]]]:
-    """Yield ``(path, open_fn(path))`` in order while a background thread opens (decodes) up to
-    ``depth`` of the next ones. An ``open_fn`` failure is yielded as the exception object, and the
-    following paths go on. Closing the iterator early (``break``, Ctrl-C, an exception in the
-    caller) stops the thread and closes every source it opened but did not hand out; the caller
-    closes the ones it received. ``depth`` 0 opens in the caller's thread."""
-    if depth < 1:
-        for path in paths:
-            try:
-                result: Union[S, Exception] = open_fn(path)
-            except Exception as exc:
-                result = exc
-            yield path, result
-        return
-
-    results: "queue.Queue[Any]" = queue.Queue()
-    slots = threading.Semaphore(depth)
-    stop = threading.Event()
-    handoff = threading.Lock()  # makes "stopped?" + "put" atomic against "stop" + "drain"
-
-    def work() -> None:
-        try:
-            for path in paths:
-                while not slots.acquire(timeout=0.05):
-                    if stop.is_set():
-                        return
-                if stop.is_set():
-                    return
-                try:
-                    result: Any = open_fn(path)
-                except Exception as exc:
-                    result = exc
-                with handoff:
-                    if stop.is_set():
-                        _close_quietly(result)
-                        return
-                    results.put((path, result))
-        except BaseException as exc:  # iterating ``paths`` itself failed: re-raised in the caller
-            results.put((_END, exc))
-        finally:
-            results.put((_END, None))
-
-    thread = threading.Thread(target=work, name="sspnet-prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            path, result = results.get()
-            if path is _END:
-                if result is not None:
-                    raise result
-                return
-            slots.release()
-            yield path, result
-    finally:
-        with handoff:
-            stop.set()
-            while True:
-                try:
-                    path, result = results.get_nowait()
-                except queue.Empty:
-                    break
-                if path is not _END:
-                    _close_quietly(result)
