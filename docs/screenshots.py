@@ -1,21 +1,17 @@
 """Regenerate the README's pictures: docs/report.png and docs/heatmap.png.
 
-    python docs/screenshots.py [--shared ../shared] [--chromium /usr/bin/chromium]
+    python docs/screenshots.py [--weights weights/sspnet_default.pt] [--chromium /usr/bin/chromium]
 
-No trained default model ships yet (issue 9 needs a GPU), so both pictures are drawn from the
-ground truth of the three TinyPerson-RF test frames in samples/, with the code that draws a
-model's output:
+Both show the shipped default model's real output on the three sample frames in samples/ (test
+frames of TinyPerson-RF, never trained on), from one ``detect`` run with ``--heatmaps``:
 
-* report.png: ``write_report`` over the frames' annotated people as "detections" of score 1.0,
-  shot in headless chromium;
-* heatmap.png: the SSPNet attention *targets* of one frame (what the attention loss trains the
-  scale-selection maps towards: each person painted on the pyramid level of its size) drawn by
-  the heatmap renderer that ``--heatmaps`` uses for a model's maps, combined and per level.
+* report.png: the review report of that run, shot in headless chromium;
+* heatmap.png: the model's attention (scale-selection) maps of the first frame, combined and per
+  pyramid level, drawn by the renderer that ``--heatmaps`` uses.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
@@ -24,35 +20,28 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sspnet_cli.model.attention import attention_targets  # noqa: E402
+from sspnet_cli.api import detect  # noqa: E402
 from sspnet_cli.outputs.heatmap import heatmap_images  # noqa: E402
 from sspnet_cli.outputs.report import write_report  # noqa: E402
-from sspnet_cli.types import Detections, ImageResult  # noqa: E402
+from sspnet_cli.types import ImageResult  # noqa: E402
 
 
-def ground_truth(shared: Path) -> list[ImageResult]:
-    data = json.loads((shared / "data" / "tinyperson-rf" / "annotations" / "tiny_set_test.json").read_text())
-    results = []
-    for path in sorted((REPO / "samples").glob("*.jpg")):
-        image = next(im for im in data["images"] if Path(im["file_name"]).name == path.name)
-        boxes = [a["bbox"] for a in data["annotations"] if a["image_id"] == image["id"] and not a.get("ignore")]
-        xyxy = torch.tensor([[x, y, x + w, y + h] for x, y, w, h in boxes], dtype=torch.float32).reshape(-1, 4)
-        n = len(xyxy)
-        results.append(ImageResult(str(path.relative_to(REPO)), image["width"], image["height"],
-                                   Detections(xyxy, torch.ones(n), torch.ones(n, dtype=torch.int64))))
-    return results
+def model_results(weights: Path | None, work: Path) -> list[ImageResult]:
+    """The shipped model's detections and attention maps on the sample frames."""
+    frames = sorted(str(p.relative_to(REPO)) for p in (REPO / "samples").glob("*.jpg"))
+    summary = detect(frames, work / "samples.geojson", weights=weights, device="cpu", heatmaps=True, save_vis=work / "vis")
+    return summary.results
 
 
-def report_png(results: list[ImageResult], chromium: str, out: Path) -> None:
+def report_png(results: list[ImageResult], chromium: str, out: Path, weights_name: str) -> None:
     work = Path(tempfile.mkdtemp(prefix="sspnet-shot-"))
     try:
-        meta = {"weights": "ground truth of the sample frames (no trained model ships yet)", "options": {"score_thr": 0.3}}
-        summary = write_report(work / "report", results, meta, report_thr=0.3, report_max=2000)
+        meta = {"weights": weights_name, "options": {"score_thr": 0.3}}
+        summary = write_report(work / "report", results, meta, report_thr=0.3, report_max=2000, heatmaps=True)
         shot = work / "shot.png"
         subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                         "--window-size=1280,1400", "--virtual-time-budget=3000", f"--screenshot={shot}",
@@ -66,10 +55,7 @@ def report_png(results: list[ImageResult], chromium: str, out: Path) -> None:
 
 def heatmap_png(result: ImageResult, out: Path) -> None:
     rgb = cv2.cvtColor(cv2.imread(str(REPO / result.image)), cv2.COLOR_BGR2RGB)
-    h, w = rgb.shape[:2]
-    sizes = [(-(-h // s), -(-w // s)) for s in (4, 8, 16, 32)]
-    targets = attention_targets([result.detections.boxes], (h, w), sizes)
-    maps = {f"P{k + 2}": t[0].numpy() for k, t in enumerate(targets)}
+    maps = dict(result.attention or {})
     pictures = dict(heatmap_images(rgb, maps))
     small = [cv2.resize(pictures[k], (320, 320), interpolation=cv2.INTER_AREA) for k in ("P2", "P3", "P4", "P5")]
     big = cv2.resize(pictures["combined"], (640, 640), interpolation=cv2.INTER_AREA)
@@ -90,12 +76,17 @@ def save_small_png(path: Path, rgb: np.ndarray) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
+    ap.add_argument("--weights", type=Path, default=None, help="checkpoint (default: the shipped model)")
     ap.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
     args = ap.parse_args()
-    results = ground_truth(args.shared)
-    report_png(results, args.chromium, REPO / "docs" / "report.png")
-    heatmap_png(results[0], REPO / "docs" / "heatmap.png")
+    work = Path(tempfile.mkdtemp(prefix="sspnet-shot-"))
+    try:
+        results = model_results(args.weights, work)
+        name = args.weights.name if args.weights else "sspnet_default.pt"
+        report_png(results, args.chromium, REPO / "docs" / "report.png", name)
+        heatmap_png(results[0], REPO / "docs" / "heatmap.png")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     for name in ("report.png", "heatmap.png"):
         print(REPO / "docs" / name, (REPO / "docs" / name).stat().st_size, "bytes")
 

@@ -11,6 +11,11 @@ from typing import Any, Literal, Optional, Type, TypeVar, Union, get_args, get_o
 
 from sspnet_cli.errors import SSPNetError
 
+#: the review report lists detections scoring at least this, at most this many (``--report-thr``,
+#: ``--report-max``); here, in a module the command line reads without importing the model
+REPORT_THR = 0.3
+REPORT_MAX = 2000
+
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v2")
 NECKS = ("sspnet", "fpn")
 DETECTORS = ("faster_rcnn", "cascade_rcnn", "retinanet")
@@ -293,9 +298,10 @@ class TrainConfig:
     """The training recipe (docs/training.md). ``lr`` None means 0.002 x total batch / 2."""
 
     epochs: int = 12
-    # official config: 12 epochs, lr x0.1 after epochs 8 and 11 (the paper's 10 epochs with one
-    # step after 8 is ``epochs=10, lr_steps=(8,)``)
-    lr_steps: tuple[int, ...] = (8, 11)
+    # epochs after which the lr drops x0.1; None follows ``epochs`` (see :meth:`resolved_lr_steps`:
+    # the official 8, 11 for 12 epochs). The paper's 10 epochs with one step after 8 is
+    # ``epochs=10, lr_steps=(8,)``
+    lr_steps: Optional[tuple[int, ...]] = None
     max_steps: Optional[int] = None
     batch_size: int = 2  # per process
     lr: Optional[float] = None
@@ -313,6 +319,15 @@ class TrainConfig:
     augment: bool = True
     val_split: Optional[str] = "valid"
     log_every: int = 10
+
+    def resolved_lr_steps(self) -> tuple[int, ...]:
+        """``lr_steps``, or where None the rule that follows ``epochs``: the official config's
+        8 and 11 for 12 epochs, else 2/3 and 11/12 of the epochs (rounded, at least 1)."""
+        if self.lr_steps is not None:
+            return tuple(self.lr_steps)
+        if self.epochs == 12:
+            return (8, 11)
+        return tuple(sorted({max(1, round(self.epochs * 2 / 3)), max(1, round(self.epochs * 11 / 12))}))
 
     def total_lr(self, world_size: int = 1) -> float:
         """The learning rate, scaled linearly with the total batch when not given."""

@@ -233,7 +233,7 @@ def test_merged_boxes_lie_inside_the_frame_and_never_overlap_above_the_threshold
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(st.floats(0, 500), st.floats(0, 500), st.floats(0.01, 100), st.floats(0.01, 100)), max_size=20))
 def test_box_formats_round_trip_through_the_coco_writer_and_reader(tmp_path_factory, raw):
-    from sspnet_cli.api import detection_records
+    from sspnet_cli.evaluation.run import detection_records
     from sspnet_cli.evaluation import load_detections
     from sspnet_cli.outputs import write_results
     from sspnet_cli.types import Detections, ImageResult

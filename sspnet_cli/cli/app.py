@@ -13,8 +13,9 @@ from typing import Optional
 
 import click
 import typer
-from rich.console import Console
 
+from sspnet_cli.cli import detect, evaluate, info, report, train
+from sspnet_cli.cli.console import err
 from sspnet_cli.errors import SSPNetError
 
 app = typer.Typer(
@@ -28,7 +29,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 # typer >= 0.20 bundles its own copy of click: usage errors may come from either copy
 _CLICK_ERRORS = tuple({click.exceptions.ClickException, *(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")})
 _EXITS = tuple({click.exceptions.Exit, typer.Exit})
@@ -44,9 +44,12 @@ def _root(
         _debug["on"] = True
 
 
-def _register() -> None:
-    # each command lives in its own module; importing registers it on ``app``
-    from sspnet_cli.cli import detect, evaluate, info, report, train  # noqa: F401
+app.command()(detect.detect)
+app.command("eval")(evaluate.evaluate)
+app.command("evaluate", help="The same as `sspnet eval`.")(evaluate.evaluate)
+app.command()(train.train)
+app.command()(report.report)
+app.command()(info.info)
 
 
 def _stopped_by_torchrun(signum: int, frame: object) -> None:
@@ -59,7 +62,6 @@ def main(argv: Optional[list[str]] = None) -> None:
         # torchrun stops the survivors with SIGTERM when one process dies: say so in one line
         signal.signal(signal.SIGTERM, _stopped_by_torchrun)
     try:
-        _register()
         command = typer.main.get_command(app)
         code = command.main(args=argv, prog_name="sspnet", standalone_mode=False)
         if code == 130:  # typer turns Ctrl-C into Exit(130), which click returns

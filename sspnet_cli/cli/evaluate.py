@@ -3,25 +3,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table as RichTable
 
-from sspnet_cli.api import EVAL_SCORE_FLOOR, evaluate_detector
-from sspnet_cli.cli.app import app, err
-from sspnet_cli.cli.options import in_range, parse_batch_size, parse_scales
-from sspnet_cli.data import detect_layout, open_dataset
+from sspnet_cli.cli.console import out as out_console
+from sspnet_cli.cli.console import say
+from sspnet_cli.cli.options import in_range, parse_batch_size, parse_scales, parse_tile
 from sspnet_cli.errors import SSPNetError
-from sspnet_cli.evaluation import EvalResult, ap_table, evaluate_files, format_value, mr_table
-from sspnet_cli.evaluation.tables import Table
-from sspnet_cli.inference.engine import Detector
-from sspnet_cli.imagery.tiling import parse_tile
-from sspnet_cli.atomic import atomic_write, check_writable
-
-out_console = Console(highlight=False)
 
 
 def evaluate(
@@ -44,41 +33,37 @@ def evaluate(
     Either runs a model on a dataset split (tiles + merge on full frames, scores down to 0.05)
     or evaluates a given detections file against a ground-truth file.
     """
+    from sspnet_cli import api
+    from sspnet_cli.atomic import check_writable
+    from sspnet_cli.cli.progress import TileProgress
+
     if out is not None:
         check_writable(out, suffixes=(".json",))
     if (gt is None) != (detections is None):
         raise SSPNetError("--gt and --detections go together")
     failed = 0
     if gt is not None and detections is not None:
-        result = evaluate_files(gt, detections)
+        result = api.evaluate_detections(gt, detections)
         name = detections.name
     else:
         data_dir = _dataset_dir(data)
-        dataset = open_dataset(data_dir, split=split)
-        for problem in dataset.problems[:10]:
-            err.print(f"skipped: {problem}", markup=False)
-        detector = Detector(
-            weights, device=device, score_thr=EVAL_SCORE_FLOOR, tile=parse_tile(tile), overlap=overlap,
-            batch_size=parse_batch_size(batch_size), half=half, scales=parse_scales(scales),
-        )
-        cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*cols, console=err, redirect_stdout=False, redirect_stderr=False) as progress:
-            task = progress.add_task(f"detect {dataset.split}", total=0)
-            report = evaluate_detector(
-                detector, dataset,
-                on_tiles=lambda n: progress.advance(task, n),
-                on_frame=lambda _name, n: progress.update(task, total=(progress.tasks[task].total or 0) + n),
-            )
+        options = dict(tile=parse_tile(tile), overlap=overlap, batch_size=parse_batch_size(batch_size), half=half, scales=parse_scales(scales))
+        with TileProgress(f"detect {split}", show_units=False) as bars:
+            report = api.evaluate(weights, data_dir, split=split, device=device, on_tiles=bars.tiles, on_frame=bars.frame, **options)
+        for problem in report.dataset.problems[:10] if report.dataset else []:
+            say(f"skipped: {problem}")
         for f in report.failures:
-            err.print(f"failed {f.image}: {f.problem}", markup=False)
+            say(f"failed {f.image}: {f.problem}")
         failed = len(report.failures)
         result = report.result
-        name = detector.weights.name if detector.weights else "model"
-        err.print(f"{report.stats.images} frames, {report.stats.tiles} tiles, {report.stats.seconds:.1f} s", markup=False)
+        name = report.weights.name if report.weights else "model"
+        say(f"{report.stats.images} frames, {report.stats.tiles} tiles, {report.stats.seconds:.1f} s")
     for warning in result.warnings[:10]:
-        err.print(f"warning: {warning}", markup=False)
+        say(f"warning: {warning}")
     _print_tables(result, name)
     if out is not None:
+        from sspnet_cli.atomic import atomic_write
+
         with atomic_write(out) as f:
             json.dump(result.metrics, f, indent=2, sort_keys=True)
             f.write("\n")
@@ -91,13 +76,11 @@ def evaluate(
     return 1 if failed else 0
 
 
-app.command("eval")(evaluate)
-app.command("evaluate", help="The same as `sspnet eval`.")(evaluate)
-
-
 def _dataset_dir(data: Optional[Path]) -> Path:
     if data is not None:
         return data
+    from sspnet_cli.data import detect_layout
+
     default = Path("data")
     try:
         detect_layout(default)
@@ -109,7 +92,9 @@ def _dataset_dir(data: Optional[Path]) -> Path:
     return default
 
 
-def _print_tables(result: EvalResult, name: str) -> None:
+def _print_tables(result: Any, name: str) -> None:
+    from sspnet_cli.evaluation import ap_table, format_value, mr_table
+
     for table in (ap_table({name: result}), mr_table({name: result})):
         out_console.print(_rich(table))
     out_console.print(
@@ -118,7 +103,10 @@ def _print_tables(result: EvalResult, name: str) -> None:
     )
 
 
-def _rich(table: Table) -> RichTable:
+def _rich(table: Any) -> Any:
+    from rich.table import Table as RichTable
+    from sspnet_cli.evaluation import format_value
+
     arrow = "higher is better" if table.higher_is_better else "lower is better"
     out = RichTable(title=f"{table.title} ({arrow})")
     for i, header in enumerate(table.headers):

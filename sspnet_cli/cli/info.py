@@ -6,19 +6,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from sspnet_cli.cli.app import app
-from sspnet_cli.config import preset_config
+from sspnet_cli.cli.console import out as console
 from sspnet_cli.errors import SSPNetError
-from sspnet_cli.inference.weights import find_default_weights
-from sspnet_cli.model.build import build_from_config
-from sspnet_cli.model.checkpoint import load_model
-from sspnet_cli.model.summary import describe
 
 
-@app.command()
 def info(
     weights: Optional[Path] = typer.Option(
         None, "--weights", "-w", help="Describe this checkpoint (with its training metadata). Default: the shipped model in weights/ (without one: the paper architecture, untrained)."
@@ -27,6 +19,12 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables. [default: off]"),
 ) -> None:
     """Describe the detector: parts, parameter counts, pyramid levels, anchors, checkpoint metadata."""
+    from sspnet_cli.config import preset_config
+    from sspnet_cli.inference.weights import find_default_weights
+    from sspnet_cli.model.build import build_from_config
+    from sspnet_cli.model.checkpoint import load_model
+    from sspnet_cli.model.summary import describe
+
     if model is not None and weights is not None:
         raise SSPNetError("give --weights or --model, not both")
     if model is not None:
@@ -42,7 +40,8 @@ def info(
 
 
 def _print_tables(desc: dict) -> None:
-    console = Console()
+    from rich.table import Table
+
     bb, neck = desc["backbone"], desc["neck"]
     console.print(f"[bold]{desc['detector']}[/] with a [bold]{neck['name']}[/] neck on [bold]{bb['name']}[/]")
     console.print(f"preset: {desc['preset']}", markup=False)

@@ -8,6 +8,17 @@ import typer
 from sspnet_cli.errors import SSPNetError
 
 
+def parse_tile(text: str) -> tuple[int, int]:
+    """``"640x512"`` -> ``(640, 512)``, with a clear error for anything else."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise SSPNetError(f"tile must look like WIDTHxHEIGHT (e.g. 640x512), got {text!r}") from None
+    if w < 32 or h < 32:
+        raise SSPNetError(f"tile must be at least 32x32, got {text!r}")
+    return w, h
+
+
 def parse_scales(text: str) -> tuple[float, ...]:
     """``"1"`` -> (1.0,); ``"2,3"`` -> (2.0, 3.0)."""
     try:

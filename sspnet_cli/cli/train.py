@@ -3,21 +3,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from sspnet_cli.cli.options import in_range
-from sspnet_cli.cli.app import app, err
-from sspnet_cli.config import PRESET_BACKBONE_WEIGHTS, AttentionConfig, TrainConfig, WNSConfig, preset_config
+from sspnet_cli.cli.console import err, say
+from sspnet_cli.cli.options import in_range, parse_tile
+from sspnet_cli.cli.progress import clock
 from sspnet_cli.errors import SSPNetError
-from sspnet_cli.imagery.tiling import parse_tile
-from sspnet_cli.training.loop import Callbacks, LogInfo, Trainer
 
 
-
-@app.command()
 def train(
     data: Path = typer.Argument(..., help="Dataset folder (TinyPerson, COCO or YOLO layout, detected automatically), a COCO JSON or a data.yaml."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder for last.pt, best.pt, metrics.jsonl and config.json. Refused if it exists, unless --resume or --exist-ok."),
@@ -50,63 +45,44 @@ def train(
     deterministic: bool = typer.Option(False, "--deterministic", help="Deterministic kernels (slower; bit-exact repeats on the same machine). [default: off]"),
 ) -> int:
     """Train an SSPNet detector; stop with Ctrl-C and continue with --resume."""
+    from sspnet_cli import api
+
     if anchors not in ("default", "kmeans"):
         raise SSPNetError("--anchors must be default or kmeans")
-    if backbone_weights == "default" and (backbone is None or backbone == "mobilenet_v2"):
-        backbone_weights = PRESET_BACKBONE_WEIGHTS.get(model, "default")
-    model_cfg = preset_config(model, detector=detector, backbone=backbone, neck=neck, neck_channels=neck_channels, neck_norm=neck_norm)
-    if fc_dim is not None:
-        model_cfg.roi.fc_dim = fc_dim
-    model_cfg.wns = WNSConfig(enabled=not no_wns)
-    model_cfg.attention = AttentionConfig(loss=attention_loss)  # type: ignore[arg-type]
-    model_cfg.validate()
-    train_cfg = TrainConfig(
-        epochs=epochs,
-        lr_steps=_lr_steps(lr_steps, epochs),
-        max_steps=max_steps,
-        batch_size=batch_size,
-        lr=lr,
-        amp=amp,
-        workers=workers,
-        seed=seed,
-        warmup_iters=warmup_iters,
-        tile=parse_tile(tile),
-        val_split=None if val_split.lower() == "none" else val_split,
-    )
-    if batch_size < 1 or epochs < 1 or workers < 0:
-        raise SSPNetError("--batch-size and --epochs must be at least 1, --workers at least 0")
-    with _progress() as (progress, callbacks):
-        trainer = Trainer(
-            data, out, train_cfg, model_cfg, device=device, backbone_weights=backbone_weights, anchors=anchors,
-            resume=resume, init=init, exist_ok=exist_ok, deterministic=deterministic, callbacks=callbacks,
+    with _progress() as callbacks:
+        result = api.train(
+            data, out, model=model, epochs=epochs, lr_steps=_lr_steps(lr_steps), max_steps=max_steps,
+            batch_size=batch_size, lr=lr, warmup_iters=warmup_iters, device=device, amp=amp, workers=workers,
+            resume=resume, init=init, exist_ok=exist_ok, detector=detector, backbone=backbone,
+            backbone_weights=backbone_weights, neck=neck, neck_channels=neck_channels, fc_dim=fc_dim,
+            neck_norm=neck_norm, tile=parse_tile(tile), wns=not no_wns, attention_loss=attention_loss,
+            anchors=anchors, seed=seed, val_split=None if val_split.lower() == "none" else val_split,
+            deterministic=deterministic, callbacks=callbacks,
         )
-        result = trainer.run()
     if result.interrupted:
         return 130
     best = "n/a" if result.best_metric in (None, float("-inf")) else f"{result.best_metric:.2f}"
-    err.print(f"done: {result.steps} steps in {result.seconds:.0f} s; best AP50-tiny {best}; checkpoints in {result.run_dir}", markup=False)
+    say(f"done: {result.steps} steps in {result.seconds:.0f} s; best AP50-tiny {best}; checkpoints in {result.run_dir}")
     return 0
 
 
-def _lr_steps(text: Optional[str], epochs: int) -> tuple[int, ...]:
+def _lr_steps(text: Optional[str]) -> Optional[tuple[int, ...]]:
     if text is None:
-        return (8, 11) if epochs == 12 else tuple(sorted({max(1, round(epochs * 2 / 3)), max(1, round(epochs * 11 / 12))}))
+        return None  # TrainConfig's rule, which follows --epochs
     try:
         return tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
         raise SSPNetError(f"--lr-steps must be epoch numbers like 8,11, got {text!r}") from None
 
 
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}"
-
-
 class _progress:
     """A rich progress bar fed by the trainer's callbacks."""
 
-    def __enter__(self):
+    def __enter__(self) -> Any:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        from sspnet_cli.training.loop import Callbacks, LogInfo
+
         cols = (TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
         self.progress = Progress(*cols, TextColumn("{task.fields[info]}"), console=err, expand=False, redirect_stdout=False, redirect_stderr=False, disable=not err.is_terminal)
         self.progress.__enter__()
@@ -121,7 +97,7 @@ class _progress:
             first_step[0] = first
             self.progress.update(self.task, completed=first, total=total)
 
-        def on_log(info: LogInfo) -> None:
+        def on_log(info: "LogInfo") -> None:
             parts = [f"loss {info.losses.get('loss', 0):.3f}"]
             keys = (("loss_rpn_cls", "rpn"), ("loss_rcnn_cls", "roi"), ("loss_rcnn1_cls", "roi"), ("loss_retina_cls", "cls"), ("loss_att_dice", "att"))
             for key, short in keys:
@@ -135,7 +111,7 @@ class _progress:
             done = info.step - first_step[0]
             eta = elapsed / done * (info.total_steps - info.step) if done else 0.0
             self.progress.console.print(
-                f"step {info.step}/{info.total_steps} {' '.join(parts)} elapsed {_clock(elapsed)} eta {_clock(eta)}", markup=False
+                f"step {info.step}/{info.total_steps} {' '.join(parts)} elapsed {clock(elapsed)} eta {clock(eta)}", markup=False
             )
 
         def on_val(epoch: int, metrics: dict) -> None:
@@ -150,7 +126,7 @@ class _progress:
             on_val=on_val,
             on_message=lambda text: self.progress.console.print(text, markup=False),
         )
-        return self.progress, callbacks
+        return callbacks
 
     def __exit__(self, *exc: object) -> None:
         self.progress.__exit__(*exc)

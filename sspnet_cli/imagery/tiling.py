@@ -33,14 +33,3 @@ def window_grid(width: int, height: int, tile: tuple[int, int] = (640, 512), ove
         for y in axis_starts(height, th, overlap)
         for x in axis_starts(width, tw, overlap)
     ]
-
-
-def parse_tile(text: str) -> tuple[int, int]:
-    """``"640x512"`` -> ``(640, 512)``, with a clear error for anything else."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise SSPNetError(f"tile must look like WIDTHxHEIGHT (e.g. 640x512), got {text!r}") from None
-    if w < 32 or h < 32:
-        raise SSPNetError(f"tile must be at least 32x32, got {text!r}")
-    return w, h

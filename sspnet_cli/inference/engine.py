@@ -154,11 +154,14 @@ class Detector:
     changes nothing outside itself and returns its results; the CLI is a thin layer over it.
     """
 
-    def __init__(self, weights: Union[str, Path, None] = None, device: str = "auto", **options: Any) -> None:
+    def __init__(
+        self, weights: Union[str, Path, None] = None, device: str = "auto", options: Optional[DetectOptions] = None, **settings: Any
+    ) -> None:
+        """``options`` (a :class:`DetectOptions`) or its fields as keywords (``score_thr=0.3``)."""
         self.device = resolve_device(device)
         self.weights = resolve_weights(weights)
         model, self.meta = load_model(self.weights, self.device)
-        self._setup(model, DetectOptions(**options))
+        self._setup(model, replace(options, **settings) if options is not None else DetectOptions(**settings))
 
     @classmethod
     def from_model(cls, model: nn.Module, device: str = "cpu", meta: Optional[dict] = None, **options: Any) -> "Detector":

@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterator, Optional, Union
 import numpy as np
 import torch
 
+from sspnet_cli.atomic import atomic_write
 from sspnet_cli.errors import InputError, SSPNetError
 from sspnet_cli.imagery.imagesize import read_image_size
 from sspnet_cli.inference.engine import Detector, Failure, RunStats, UnitResult, WorkUnit, merge_pieces, unit_rows
@@ -93,6 +94,22 @@ def plan_units(infos: list[InputInfo], tile: tuple[int, int], overlap: int) -> l
     return units
 
 
+def planned_tiles(infos: list[InputInfo], units: list[PlannedUnit], tile: tuple[int, int], overlap: int) -> int:
+    """How many tiles ``units`` cover (readable inputs only), for an ETA by tiles."""
+    total = 0
+    for u in units:
+        info = infos[u.input_index]
+        if info.width <= 0 or info.height <= 0:
+            continue
+        windows = window_grid(info.width, info.height, tile, overlap)
+        if u.rows is None:
+            total += len(windows)
+        else:
+            mine = set(unit_rows(windows)[u.rows[0] : u.rows[1]])
+            total += sum(1 for w in windows if w.y in mine)
+    return total
+
+
 def assign(units: list[PlannedUnit], world_size: int) -> list[list[int]]:
     """Unit indices per process, balanced by pixels: largest unit first to the least-loaded
     process (ties: lower rank, earlier unit); each process's list in job order."""
@@ -131,8 +148,9 @@ def manifest_for(detector: Detector) -> dict[str, Any]:
     }
 
 
-#: manifest entries a resumed run may change (they act only when the parts are merged)
-MERGE_ONLY = ("nms_iou",)
+#: manifest entries a resumed run may change (they act only when the parts are merged and
+#: placed on the ground); resuming records the new values
+MERGE_ONLY = ("nms_iou", "camera_model", "ground_elevation", "dem")
 
 
 def check_or_write_manifest(parts: Path, manifest: dict[str, Any], resume: bool) -> None:
@@ -140,7 +158,7 @@ def check_or_write_manifest(parts: Path, manifest: dict[str, Any], resume: bool)
     path = parts / MANIFEST
     if path.exists():
         if not resume:
-            raise SSPNetError(f"{parts} holds parts of an unfinished run: pass --resume to continue it, or delete the folder")
+            raise SSPNetError(f"{parts} holds parts of an unfinished run: pass --resume to continue it, or --restart to discard it")
         try:
             old = json.loads(path.read_text())
         except (OSError, ValueError):
@@ -148,15 +166,23 @@ def check_or_write_manifest(parts: Path, manifest: dict[str, Any], resume: bool)
         differs = [k for k in sorted(set(old) | set(manifest)) if k not in MERGE_ONLY and old.get(k) != manifest.get(k)]
         if differs:
             what = ", ".join(f"{k} ({old.get(k)!r} then, {manifest.get(k)!r} now)" for k in differs)
-            raise SSPNetError(f"cannot resume: the earlier run differs in {what}; use the same weights and options, or delete {parts}")
+            raise SSPNetError(f"cannot resume: the earlier run differs in {what}; use the same weights and options, or pass --restart to discard {parts}")
+        if any(old.get(k) != manifest.get(k) for k in MERGE_ONLY):
+            _write_manifest(path, manifest)
         return
     try:
         parts.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        os.replace(tmp, path)
     except OSError as exc:
         raise SSPNetError(f"cannot write {parts}: {exc.strerror}") from None
+    _write_manifest(path, manifest)
+
+
+def _write_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    try:
+        with atomic_write(path) as f:
+            f.write(json.dumps(manifest, indent=2, sort_keys=True))
+    except OSError as exc:
+        raise SSPNetError(f"cannot write {path.parent}: {exc.strerror}") from None
 
 
 def _record(unit: PlannedUnit, info: InputInfo, result: Union[UnitResult, Failure], score_thr: float) -> dict[str, Any]:
@@ -212,6 +238,11 @@ def read_records(parts: Path) -> dict[str, dict[str, Any]]:
     return records
 
 
+def finished_records(parts: Path) -> dict[str, dict[str, Any]]:
+    """The records of units that produced results (failed units are not finished work)."""
+    return {uid: rec for uid, rec in read_records(parts).items() if not rec.get("failed")}
+
+
 def is_current(record: dict[str, Any], info: InputInfo) -> bool:
     """A record is reused on resume only if its input is unchanged (path, size, modification time)."""
     return record.get("path") == info.path and record.get("bytes") == info.bytes and record.get("mtime_ns") == info.mtime_ns
@@ -246,6 +277,11 @@ def load_attention(parts: Path, rec: dict[str, Any]) -> Optional[dict[str, np.nd
 
 # -- running and gathering ----------------------------------------------------------------------
 
+def work_unit(index: int, infos: list[InputInfo], unit: PlannedUnit) -> WorkUnit:
+    """The engine's work unit for planned ``unit`` (its input's path and tile rows)."""
+    return WorkUnit(index, infos[unit.input_index].path, unit.rows)
+
+
 def run_share(
     detector: Detector,
     infos: list[InputInfo],
@@ -260,7 +296,7 @@ def run_share(
 ) -> None:
     """Run this process's units (those not already ``done``) and append their records."""
     todo = [units[k] for k in share if units[k].uid not in done]
-    work = (WorkUnit(k, infos[u.input_index].path, u.rows) for k, u in enumerate(todo))
+    work = (work_unit(k, infos, u) for k, u in enumerate(todo))
     for unit, result in zip(todo, detector.run_units(work, on_tiles=on_tiles, on_frame=on_frame, stats=stats)):
         attention = None if isinstance(result, Failure) else result.attention
         writer.write(_record(unit, infos[unit.input_index], result, detector.options.score_thr), attention)
@@ -306,7 +342,9 @@ class PartialResults:
 def partial_results(parts: Path) -> PartialResults:
     """Merge what ``parts`` (the ``OUT.parts/`` of a running, interrupted or ``--keep-parts`` run)
     holds, without the model: images whose units are all recorded are merged with the run's
-    own options, as :func:`gather` would; the others are counted in ``unfinished``."""
+    own options, as :func:`gather` would; the others are counted in ``unfinished``. ``meta``
+    holds the run's options and its camera settings (``camera_model``, ``ground_elevation``,
+    ``dem``), which a report applies to place the photos as the run's output would."""
     path = parts / MANIFEST
     try:
         manifest = json.loads(path.read_text())
@@ -318,7 +356,9 @@ def partial_results(parts: Path) -> PartialResults:
     by_input: dict[int, list[dict[str, Any]]] = {}
     for uid, rec in read_records(parts).items():
         by_input.setdefault(int(uid.split(":")[0]), []).append(rec)
-    out = PartialResults([], [], 0, {"options": {k: manifest.get(k) for k in ("tile", "overlap", "score_thr", "scales", "bands", "half", "heatmaps", "nms_iou")}})
+    options = {k: manifest.get(k) for k in ("tile", "overlap", "score_thr", "scales", "bands", "half", "heatmaps", "nms_iou")}
+    camera = {k: manifest.get(k) for k in ("camera_model", "ground_elevation", "dem") if k in manifest}
+    out = PartialResults([], [], 0, {"options": options, "camera": camera})
     for index in sorted(by_input):
         recs = sorted(by_input[index], key=lambda r: r["uid"])
         failed = next((r["failed"] for r in recs if r.get("failed")), None)

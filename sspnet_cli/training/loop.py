@@ -351,7 +351,7 @@ class Trainer:
         self._say(text)
 
     def _one_step(self, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]]) -> dict[str, float]:
-        factor = lr_factor(self.step, self.iters_per_epoch, self.cfg.warmup_iters, self.cfg.warmup_ratio, self.cfg.lr_steps)
+        factor = lr_factor(self.step, self.iters_per_epoch, self.cfg.warmup_iters, self.cfg.warmup_ratio, self.cfg.resolved_lr_steps())
         for group in self.optimizer.param_groups:
             group["lr"] = self.base_lr * factor
         images = [im.to(self.ctx.device, non_blocking=True) for im in images]
@@ -392,7 +392,7 @@ class Trainer:
         metrics: dict[str, Any] = {}
         if self.ctx.is_main:
             if self.val_set is not None and len(self.val_set):
-                from sspnet_cli.api import evaluate_model  # local: api imports the inference engine
+                from sspnet_cli.evaluation.run import evaluate_model  # local: only validation needs the engine
 
                 self.model.eval()
                 metrics = evaluate_model(self.model, self.val_set, self.ctx.device)

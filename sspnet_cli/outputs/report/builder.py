@@ -34,6 +34,7 @@ from sspnet_cli.geo.positions import Positions, positions_of
 from sspnet_cli.imagery.sources import ImageSource, open_source
 from sspnet_cli.geo.transform import check_source_georef
 from sspnet_cli.atomic import atomic_write
+from sspnet_cli.config import REPORT_MAX, REPORT_THR
 from sspnet_cli.outputs.heatmap import save_heatmaps
 from sspnet_cli.outputs.overlay import DEFAULT_MAX_SIDE, draw_boxes
 from sspnet_cli.outputs.report.assets import write_assets
@@ -45,8 +46,8 @@ from sspnet_cli.outputs.report.selection import Entry, select_entries
 from sspnet_cli.outputs.values import detection_arrays
 from sspnet_cli.types import ImageResult
 
-DEFAULT_REPORT_THR = 0.3
-DEFAULT_REPORT_MAX = 2000
+DEFAULT_REPORT_THR = REPORT_THR
+DEFAULT_REPORT_MAX = REPORT_MAX
 THUMB_PX = 320
 OVERLAY_QUALITY = 90
 

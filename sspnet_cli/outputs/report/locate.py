@@ -21,8 +21,11 @@ from sspnet_cli.geo.transform import check_source_georef
 from sspnet_cli.types import ImageResult
 
 
-def _parts(name: str) -> tuple[str, ...]:
-    return tuple(p for p in PurePosixPath(name.replace("\\", "/")).parts if p not in ("/", "."))
+def _parts(name: str, windows: bool = False) -> tuple[str, ...]:
+    """The path components of ``name``: split at ``/`` (a backslash is a legal file-name
+    character on Linux and macOS), or with ``windows`` at ``\\`` too."""
+    text = name.replace("\\", "/") if windows else name
+    return tuple(p for p in PurePosixPath(text).parts if p not in ("/", "."))
 
 
 class FrameFinder:
@@ -48,6 +51,8 @@ class FrameFinder:
                     return candidate
             raise InputError(name, f"image not found (looked in the current folder and in {self.base}; give --images)")
         wanted = _parts(name)
+        if "\\" in name and wanted and wanted[-1] not in self.listed:
+            wanted = _parts(name, windows=True)  # a path written on Windows
         if not wanted:
             raise InputError(name, "image has no file name")
         best: list[Path] = []

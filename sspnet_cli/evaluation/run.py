@@ -1,8 +1,8 @@
-"""High-level Python API: what the commands do, callable from a notebook just the same.
+"""Running a detector over a dataset split and scoring it with the TinyPerson metrics.
 
-    from sspnet_cli.api import evaluate
-    report = evaluate("weights/sspnet_default.pt", "data/tinyperson", split="test")
-    report.result.metrics["AP50_tiny"]
+Above the metrics (this package's other modules never run a model) and the detection engine:
+``sspnet eval``, the API's :func:`sspnet_cli.api.evaluate` and the validation of ``sspnet train``
+all go through :func:`evaluate_detector`.
 """
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from typing import Any, Callable, Optional, Union
 import torch
 from torch import nn
 
-from sspnet_cli.data import Dataset, open_dataset
-from sspnet_cli.evaluation import EvalResult, evaluate_tinyperson, load_ground_truth
+from sspnet_cli.data import Dataset
+from sspnet_cli.evaluation.detections_io import load_ground_truth
+from sspnet_cli.evaluation.tinyperson import EvalResult, evaluate_tinyperson
 from sspnet_cli.inference.engine import Detector, Failure, RunStats
 from sspnet_cli.types import ImageResult
 
@@ -31,6 +32,7 @@ class EvalReport:
     failures: list[Failure] = field(default_factory=list)
     stats: RunStats = field(default_factory=RunStats)
     dataset: Optional[Dataset] = None
+    weights: Optional[Path] = None  # the checkpoint evaluated (None: an in-memory model)
 
 
 def detection_records(results: list[ImageResult], image_ids: dict[str, int]) -> list[dict[str, Any]]:
@@ -75,23 +77,10 @@ def evaluate_detector(
         (failures if isinstance(item, Failure) else results).append(item)  # type: ignore[arg-type]
     done = {ids[r.image] for r in results}
     result = evaluate_tinyperson(ground_truth(dataset, done), detection_records(results, ids))
-    return EvalReport(result, results, failures, stats, dataset)
+    return EvalReport(result, results, failures, stats, dataset, detector.weights)
 
 
 def evaluate_model(model: nn.Module, dataset: Dataset, device: Union[str, torch.device] = "cpu") -> dict[str, Any]:
     """Metrics of an in-memory model on ``dataset`` (used for validation while training)."""
     detector = Detector.from_model(model, device=str(device), score_thr=EVAL_SCORE_FLOOR)
     return evaluate_detector(detector, dataset).result.metrics
-
-
-def evaluate(
-    weights: Union[str, Path, None],
-    data: Union[str, Path],
-    split: str = "test",
-    device: str = "auto",
-    **options: Any,
-) -> EvalReport:
-    """Evaluate a checkpoint (default: the shipped model) on a dataset split."""
-    options.setdefault("score_thr", EVAL_SCORE_FLOOR)
-    dataset = open_dataset(data, split=split)
-    return evaluate_detector(Detector(weights, device=device, **options), dataset)
