@@ -41,9 +41,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from machine import machine  # noqa: E402
 from sspnet_cli.config import ModelConfig, RoIConfig  # noqa: E402
 from sspnet_cli.inference.engine import Detector  # noqa: E402
-from sspnet_cli.inference.inputs import expand_inputs  # noqa: E402
+from sspnet_cli.imagery.inputs import expand_inputs  # noqa: E402
 from sspnet_cli.inference.merge import merge_frame, tile_to_frame  # noqa: E402
-from sspnet_cli.inference.tiling import window_grid  # noqa: E402
+from sspnet_cli.imagery.tiling import window_grid  # noqa: E402
 from sspnet_cli.model.build import build_from_config  # noqa: E402
 from sspnet_cli.model.checkpoint import load_model, save_checkpoint  # noqa: E402
 from sspnet_cli.outputs import write_results  # noqa: E402
