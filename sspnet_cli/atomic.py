@@ -77,10 +77,39 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def missing_folder(path: Union[str, Path]) -> Optional[Path]:
+    """The folder of ``path`` when it does not exist yet (writing ``path`` will create it)."""
+    folder = Path(path).parent
+    return None if folder.is_dir() else folder
+
+
+def check_folder(folder: Union[str, Path]) -> Path:
+    """Check, without creating it, that ``folder`` is a folder that accepts new files, or can be
+    made one (its nearest existing ancestor is a writable folder); one-line :class:`SSPNetError`."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise SSPNetError(f"{folder}: exists and is not a folder")
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise SSPNetError(f"cannot create the folder {folder} (a file has the name {existing})")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".sspnet.", suffix=".probe", dir=existing)
+    except OSError as exc:
+        raise SSPNetError(f"cannot write into {folder} ({exc.strerror or exc})") from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+    return folder
+
+
 def check_writable(path: Union[str, Path], suffixes: Iterable[str] = RESULT_SUFFIXES) -> Path:
-    """Check, before any work starts, that ``path`` can be written: its suffix is one of
-    ``suffixes`` (case-insensitive), it is not a folder, and its folder exists (or is created
-    now) and accepts new files. Returns the path; raises :class:`SSPNetError` with one line."""
+    """Check, before any work starts and without creating anything, that ``path`` can be
+    written: its suffix is one of ``suffixes`` (case-insensitive), it is not a folder, and its
+    folder accepts new files (or, where it does not exist yet, the nearest folder above it that
+    does, so that writing can create it). Returns the path; raises :class:`SSPNetError` with
+    one line."""
     target = Path(path)
     suffixes = tuple(s.lower() for s in suffixes)
     if target.suffix.lower() not in suffixes:
@@ -90,17 +119,17 @@ def check_writable(path: Union[str, Path], suffixes: Iterable[str] = RESULT_SUFF
     if target.is_dir():
         raise SSPNetError(f"{target}: is a folder; give a file name")
     folder = target.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise SSPNetError(f"{target}: cannot create the folder {folder} (a file has that name)") from None
-    except OSError as exc:
-        raise SSPNetError(f"{target}: cannot create the folder {folder} ({exc.strerror or exc})") from None
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise SSPNetError(f"{target}: cannot create the folder {folder} (a file has the name {existing})")
     # os.access is unreliable (ACLs, read-only mounts, root): really create and remove a file
     try:
-        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=folder)
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=existing)
     except OSError as exc:
-        raise SSPNetError(f"{target}: the folder {folder} is not writable ({exc.strerror or exc})") from None
+        what = "is not writable" if existing == folder else f"cannot be created ({existing} is not writable)"
+        raise SSPNetError(f"{target}: the folder {folder} {what} ({exc.strerror or exc})") from None
     os.close(fd)
     with contextlib.suppress(OSError):
         os.unlink(probe)

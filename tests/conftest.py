@@ -20,5 +20,5 @@ def shared_dir():
     """Path of the shared data folder; skips the test when it is not there."""
     path = shared_path()
     if not path.is_dir():
-        pytest.skip(f"shared data not available at {path}")
+        pytest.skip(f"real-data folder not found at {path}: set SSPNET_SHARED_DIR to the folder holding data/tinyperson-rf, data/geo and weights/")
     return path

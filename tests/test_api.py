@@ -19,7 +19,7 @@ SAMPLE = REPO / "samples" / "bb_V0004_I0001320.jpg"
 def _inputs(tmp_path, shared_dir):
     geo = shared_dir / "data" / "geo"
     if not (geo / "OSBS_029.tif").is_file():
-        pytest.skip("the shared GeoTIFF and DJI photo are not there")
+        pytest.skip("the shared GeoTIFF and DJI photo are not there (SSPNET_SHARED_DIR points at the real-data folder)")
     folder = tmp_path / "in"
     folder.mkdir()
     for src in (SAMPLE, geo / "OSBS_029.tif", geo / "AWPE Pigeon Lake 2020 DJI_0005.JPG"):

@@ -113,14 +113,13 @@ def test_mixed_run_of_raster_camera_and_pixel_positions(tmp_path, raster_result)
             assert (np.abs(ring[:, 1]) <= 90).all() and (np.abs(ring[:, 0]) <= 180).all()
 
 
-def test_all_pixel_run_keeps_pixel_geometry_with_reasons(tmp_path):
+def test_all_pixel_run_has_unlocated_features_with_reasons(tmp_path):
     bad = dict(CAMERA, gimbal_pitch=None)
     out = tmp_path / "px.geojson"
     write_results(out, [camera_result(camera={k: v for k, v in bad.items() if v is not None})], {})
     doc, features = features_of(out)
     assert doc["sspnet:coordinates"] == "pixel"
-    ring = features[0]["geometry"]["coordinates"][0]
-    assert sorted({tuple(p) for p in ring}) == [(10.0, 20.0), (10.0, 40.25), (30.5, 20.0), (30.5, 40.25)]
+    assert features[0]["geometry"] is None and features[0]["properties"]["pixel_bbox"] == [10.0, 20.0, 30.5, 40.25]
     assert features[0]["properties"]["position_source"] == "pixel"
     assert features[0]["properties"]["position_reason"].startswith("no gimbal pitch")
 

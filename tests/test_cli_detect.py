@@ -18,13 +18,17 @@ def weights(tmp_path):
     return small_checkpoint(tmp_path)
 
 
-def test_geojson_csv_and_json_outputs(tmp_path, weights):
+def test_geojson_csv_and_json_outputs(tmp_path, weights, capsys):
     for suffix in ("geojson", "csv", "json"):
         out = tmp_path / f"out.{suffix}"
         assert run_cli("detect", SAMPLE, "--weights", weights, "--out", out, "--device", "cpu", "--score-thr", "0.05") == 0
         assert out.exists()
+        said = capsys.readouterr().err
+        # a GeoJSON of photos without positions says so, and what suits pixel work
+        assert ("no input carries a map position" in said) == (suffix == "geojson")
     gj = json.loads((tmp_path / "out.geojson").read_text())
     assert gj["type"] == "FeatureCollection" and gj["sspnet:coordinates"] == "pixel"
+    assert all(f["geometry"] is None for f in gj["features"])  # never pixel numbers posing as lon/lat
     assert gj["features"], "the test model reports boxes"
     props = gj["features"][0]["properties"]
     assert props["image"].endswith("bb_V0004_I0001320.jpg") and len(props["pixel_bbox"]) == 4

@@ -111,7 +111,7 @@ def test_annotation_file_given_directly(tiny_root):
 def test_tinyperson_rf_matches_its_readme(shared_dir, split, frames, persons, ignore, tiny, small):
     root = shared_dir / "data" / "tinyperson-rf"
     if not root.is_dir():
-        pytest.skip(f"{root} not available")
+        pytest.skip(f"{root} not available (SSPNET_SHARED_DIR points at the real-data folder)")
     ds = open_dataset(root, split)
     assert ds.layout == "tinyperson" and ds.problems == []
     assert (len(ds), ds.num_boxes, ds.num_ignore) == (frames, persons, ignore)
@@ -125,5 +125,5 @@ def test_tinyperson_rf_matches_its_readme(shared_dir, split, frames, persons, ig
 def test_tinyperson_rf_val_is_an_alias_of_valid(shared_dir):
     root = shared_dir / "data" / "tinyperson-rf"
     if not root.is_dir():
-        pytest.skip(f"{root} not available")
+        pytest.skip(f"{root} not available (SSPNET_SHARED_DIR points at the real-data folder)")
     assert open_dataset(root, "val").split == "valid"

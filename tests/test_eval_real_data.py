@@ -15,7 +15,7 @@ ANNOTATIONS = ("data", "tinyperson-rf", "annotations", "tiny_set_test.json")
 def test_gt(shared_dir):
     path = shared_dir.joinpath(*ANNOTATIONS)
     if not path.is_file():
-        pytest.skip(f"{path} not available")
+        pytest.skip(f"{path} not available (SSPNET_SHARED_DIR points at the real-data folder)")
     return json.loads(path.read_text())
 
 

@@ -139,7 +139,7 @@ def test_real_osbs_corners(shared_dir):
     rasterio = pytest.importorskip("rasterio")
     path = shared_dir / "data" / "geo" / "OSBS_029.tif"
     if not path.exists():
-        pytest.skip("OSBS_029.tif not present")
+        pytest.skip("OSBS_029.tif not present (SSPNET_SHARED_DIR points at the real-data folder)")
     with rasterio.open(path) as ds:
         georef = GeoRef(ds.crs.to_wkt(), tuple(ds.transform)[:6])
         w, h = ds.width, ds.height

@@ -93,7 +93,7 @@ def test_geojson_of_a_georeferenced_raster(tmp_path, geotiff):
 def test_geojson_of_the_real_osbs_raster(tmp_path, shared_dir):
     path = shared_dir / "data" / "geo" / "OSBS_029.tif"
     if not path.exists():
-        pytest.skip("OSBS_029.tif not present")
+        pytest.skip("OSBS_029.tif not present (SSPNET_SHARED_DIR points at the real-data folder)")
     with open_source(path) as src:
         result = ImageResult(str(path), src.width, src.height, detections([[0.0, 0.0, 400.0, 400.0]], [0.8]), src.georef)
     out = tmp_path / "osbs.geojson"
@@ -107,15 +107,16 @@ def test_geojson_of_the_real_osbs_raster(tmp_path, shared_dir):
     assert 29.68 < ring[:, 1].min() < 29.70 and -82.0 < ring[:, 0].min() < -81.98
 
 
-def test_geojson_of_plain_images_is_in_pixels_with_camera(tmp_path):
+def test_geojson_of_plain_images_has_null_geometries_and_pixel_boxes(tmp_path):
+    """Pixel coordinates are not lon/lat: as geometries they would be read as positions (a
+    "latitude" of 400), so plain photos get RFC 7946's unlocated features."""
     out = tmp_path / "out.geojson"
     write_results(out, [plain_result()], {})
     doc = json.loads(out.read_text(encoding="utf-8"))
     assert doc["sspnet:coordinates"] == "pixel"
     feature = doc["features"][0]
-    ring = feature["geometry"]["coordinates"][0]
-    assert sorted({tuple(p) for p in ring}) == [(10.0, 20.0), (10.0, 40.25), (30.5, 20.0), (30.5, 40.25)]
-    assert ring[0] == ring[-1] and signed_area(np.array([ring]))[0] > 0
+    assert feature["geometry"] is None
+    assert feature["properties"]["pixel_bbox"] == [10.0, 20.0, 30.5, 40.25]
     assert feature["properties"]["position_source"] == "pixel"
     # written by hand, without the camera model (sspnet detect --no-camera-model)
     assert feature["properties"]["position_reason"] == "not georeferenced; the camera model was not applied"
@@ -260,7 +261,9 @@ def test_atomic_write_creates_nothing_on_failure_and_normal_permissions(tmp_path
 
 
 def test_check_writable_refuses_unknown_suffixes_and_bad_folders(tmp_path):
-    assert check_writable(tmp_path / "new" / "deeper" / "out.geojson").parent.is_dir()
+    # a folder that does not exist yet is fine (writing creates it), and checking creates nothing
+    assert check_writable(tmp_path / "new" / "deeper" / "out.geojson").name == "out.geojson"
+    assert not (tmp_path / "new").exists()
     for bad, match in ((tmp_path / "out.txt", "unknown output format"), (tmp_path / "out", "no suffix")):
         with pytest.raises(SSPNetError, match=match) as info:
             check_writable(bad)

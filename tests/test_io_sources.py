@@ -504,7 +504,7 @@ def test_real_large_png_and_tinyperson_jpegs(shared_dir):
         assert (src.width, src.height) == (2299, 2472)
     jpgs = sorted((shared_dir / "data" / "tinyperson-rf" / "test" / "labeled_images").glob("*.jpg"))[:10]
     if not jpgs:
-        pytest.skip("tinyperson-rf test images not present")
+        pytest.skip("tinyperson-rf test images not present (SSPNET_SHARED_DIR points at the real-data folder)")
     for path in jpgs:
         with open_source(path) as src:
             rgb, _ = src.read(Window(0, 0, 640, 512))

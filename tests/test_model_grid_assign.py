@@ -71,7 +71,7 @@ def test_real_tinyperson_patches_assign_exactly_as_dense(shared_dir):
 
     data = shared_dir / "data" / "tinyperson-rf"
     if not data.is_dir():
-        pytest.skip("tinyperson-rf not in the shared folder")
+        pytest.skip("tinyperson-rf not in the shared folder (SSPNET_SHARED_DIR points at the real-data folder)")
     ds = open_dataset(data, split="valid")
     anchors, grid = anchors_for("faster_rcnn", 512, 640)
     refs = training_patches(ds.images, (640, 512), 30)

@@ -105,7 +105,7 @@ def test_the_person_detector_start_carries_its_own_normalisation(shared_dir, tmp
 
     person = shared_dir / "weights" / MOBILENET_V2_PERSON_FILE
     if not person.is_file():
-        pytest.skip("the SSDLite person backbone is not in the shared folder")
+        pytest.skip("the SSDLite person backbone is not in the shared folder (SSPNET_SHARED_DIR points at the real-data folder)")
     cfg, path, note = resolve_backbone_init(ModelConfig(backbone="mobilenet_v2"), str(person))
     assert path == person and cfg.pixel_mean == (127.5,) * 3 and cfg.pixel_std == (127.5,) * 3
     assert "SSDLite person detector" in note

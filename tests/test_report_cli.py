@@ -101,7 +101,7 @@ def test_report_of_tinyperson_ground_truth(shared_dir, tmp_path, capsys):
     """Real frames: three TinyPerson-RF test frames, ground truth written as detections."""
     data = shared_dir / "data" / "tinyperson-rf"
     if not (data / "annotations" / "tiny_set_test.json").is_file():
-        pytest.skip("TinyPerson-RF not in the shared data")
+        pytest.skip("TinyPerson-RF not in the shared data (SSPNET_SHARED_DIR points at the real-data folder)")
     gt = json.loads((data / "annotations" / "tiny_set_test.json").read_text())
     results = []
     for image in gt["images"][:3]:
@@ -123,7 +123,7 @@ def test_report_of_a_real_georeferenced_raster(shared_dir, tmp_path):
     """OSBS_029.tif (a real GeoTIFF, UTM 17N): the map shows its footprint and the positions."""
     tif = shared_dir / "data" / "geo" / "OSBS_029.tif"
     if not tif.is_file():
-        pytest.skip("OSBS_029.tif not in the shared data")
+        pytest.skip("OSBS_029.tif not in the shared data (SSPNET_SHARED_DIR points at the real-data folder)")
     with (shared_dir / "data" / "geo" / "OSBS_029.csv").open() as f:
         boxes = [[float(r[k]) for k in ("xmin", "ymin", "xmax", "ymax")] for r in csv.DictReader(f)][:10]
     with open_source(tif) as src:

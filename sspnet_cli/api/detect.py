@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
+from sspnet_cli.atomic import check_folder, missing_folder
 from sspnet_cli.distributed import DistContext, setup
 from sspnet_cli.errors import SSPNetError
 from sspnet_cli.geo.camera import apply_camera_models, open_ground
@@ -26,6 +27,7 @@ from sspnet_cli.imagery.sources import open_source
 from sspnet_cli.inference import jobs
 from sspnet_cli.inference.engine import DetectOptions, Detector, Failure, RunStats, UnitResult
 from sspnet_cli.outputs import check_writable, write_results
+from sspnet_cli.outputs.geojson import coordinates_kind
 from sspnet_cli.outputs.heatmap import save_heatmaps
 from sspnet_cli.outputs.overlay import save_overlay
 from sspnet_cli.outputs.report import DEFAULT_REPORT_MAX, DEFAULT_REPORT_THR, ReportSummary, check_report_dir, write_report
@@ -145,8 +147,9 @@ class DetectJob:
 
     def _check(self) -> None:
         check_writable(self.out)
+        self.new_folder = missing_folder(self.out)
         if self.save_vis is not None:
-            _check_folder(self.save_vis)
+            check_folder(self.save_vis)
         if self.report_dir is not None:
             if not 0.0 <= self.report_thr <= 1.0:
                 raise SSPNetError(f"report_thr must be between 0 and 1, got {self.report_thr}")
@@ -220,6 +223,13 @@ class DetectJob:
         meta = self.meta(detector)
         write_results(self.out, results, meta)
         summary.written = self.out
+        if self.new_folder is not None:
+            summary.notes.append(f"created the folder {self.new_folder} for {self.out.name}")
+        if self.out.suffix.lower() == ".geojson" and coordinates_kind(results) == "pixel":
+            summary.notes.append(
+                "no input carries a map position (not georeferenced, no usable camera metadata): the GeoJSON's "
+                "geometries are null and each box is in pixel_bbox; CSV or COCO JSON (.csv, .json) suit pixel work"
+            )
         if self.save_vis is not None:
             save_overlays(self.save_vis, results)
         if self.report_dir is not None:
@@ -237,8 +247,16 @@ class DetectJob:
         return summary
 
     def meta(self, detector: Detector) -> dict[str, Any]:
-        """What the output files record about the run: the weights and the options."""
-        return {"weights": detector.weights.name if detector.weights else None, "options": detector.options.to_dict()}
+        """What the output files record about the run: the weights (file name and sha256, which
+        tells two files of the same name apart) and the options."""
+        from sspnet_cli.model.backbones import sha256_of
+
+        weights = detector.weights
+        return {
+            "weights": weights.name if weights else None,
+            "weights_sha256": sha256_of(weights) if weights else None,
+            "options": detector.options.to_dict(),
+        }
 
     def _run_in_memory(
         self, detector: Detector, infos: list[jobs.InputInfo], units: list[jobs.PlannedUnit], stats: RunStats, progress: DetectProgress
@@ -387,13 +405,6 @@ def leftover_parts(out: PathLike, discard_unfinished: bool = False) -> tuple[Pat
     return parts, finished
 
 
-def _check_folder(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SSPNetError(f"cannot create folder {folder}: {exc.strerror}") from None
-
-
 def _gather_stats(ctx: DistContext, stats: RunStats) -> list[RunStats]:
     if not ctx.initialised:
         return [stats]
@@ -407,6 +418,7 @@ def _gather_stats(ctx: DistContext, stats: RunStats) -> list[RunStats]:
 def save_overlays(folder: Path, results: Sequence[ImageResult]) -> None:
     """Each result's image with its boxes drawn (and its attention maps, where it has them)
     into ``folder``, one JPEG per image; names made unique by a counter."""
+    folder.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
     for result in results:
         stem = Path(result.image).stem

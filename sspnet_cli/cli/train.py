@@ -39,7 +39,7 @@ def train(
     tile: str = typer.Option("640x512", help="Training patch size WIDTHxHEIGHT (patches overlap by 30 px)."),
     no_wns: bool = typer.Option(False, "--no-wns", help="Sample negatives uniformly instead of by Weighted Negative Sampling (the R-CNN detectors; RetinaNet samples nothing). [default: WNS on]"),
     attention_loss: str = typer.Option("dice+bce", "--attention-loss", help="dice+bce (the paper's) or bce (plain BCE, the ablation)."),
-    anchors: str = typer.Option("default", help="default (the reference's anchors for the detector: TinyPerson k-means for the R-CNNs, RetinaNet's own) or kmeans (recomputed on this training set, stored in the checkpoint)."),
+    anchors: str = typer.Option("default", show_default=False, help="default (the reference's anchors for the detector: TinyPerson k-means for the R-CNNs, RetinaNet's own) or kmeans (fitted by k-means to this training set's boxes, stored in the checkpoint). [default: default]"),
     warmup_iters: int = typer.Option(500, "--warmup-iters", callback=in_range(0, None), help="Iterations of linear lr warm-up from 0.001x."),
     seed: int = typer.Option(0, callback=in_range(0, None), help="Seed of patch order, augmentation and initialisation."),
     deterministic: bool = typer.Option(False, "--deterministic", help="Deterministic kernels (slower; bit-exact repeats on the same machine). [default: off]"),

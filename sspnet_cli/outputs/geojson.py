@@ -18,11 +18,13 @@ Top-level members besides ``type`` and ``features``:
 
   - ``"wgs84"``: every detection (and every input without one) has a map position, from a
     raster or a camera model alike; geometries are lon/lat Polygons.
-  - ``"pixel"``: none has; geometries are in pixel coordinates of their image (x = column,
-    y = row, growing downwards). Not map positions: a GIS will misplace them.
+  - ``"pixel"``: none has; every geometry is null (an "unlocated" feature, RFC 7946 3.2) and
+    the box is in ``pixel_bbox``. Pixel coordinates are not lon/lat: written as geometries
+    they would put people at "latitudes" above 90, which GIS tools reject or misplace. CSV and
+    COCO JSON suit pixel work.
   - ``"mixed"``: some have, some not. Located features get lon/lat geometry; the others get
-    ``"geometry": null`` (an "unlocated" feature, RFC 7946 3.2), so a GIS draws only true
-    positions and still lists every detection with its ``pixel_bbox``.
+    ``"geometry": null`` too, so a GIS draws only true positions and still lists every
+    detection with its ``pixel_bbox``.
 
 * ``"sspnet:position_sources"``: how many features have each ``position_source`` (``raster``,
   ``camera``, ``pixel``), so a reader sees at once how much of the file is on the map.
@@ -44,7 +46,6 @@ from typing import Any, Iterator, Optional, Sequence, Union
 import numpy as np
 
 from sspnet_cli.geo.positions import Positions, positions_of
-from sspnet_cli.geo.transform import pixel_box_rings
 from sspnet_cli.atomic import atomic_write
 from sspnet_cli.outputs.values import (
     ERROR_DECIMALS,
@@ -95,19 +96,14 @@ def _geometry(positions: Positions, i: int) -> dict[str, Any]:
     return {"type": "Point", "coordinates": [rounded(lon, LONLAT_DECIMALS), rounded(lat, LONLAT_DECIMALS)]}
 
 
-def _features(result: ImageResult, positions: Positions, kind: str) -> Iterator[dict[str, Any]]:
+def _features(result: ImageResult, positions: Positions) -> Iterator[dict[str, Any]]:
     boxes, scores, labels = detection_arrays(result)
     if len(boxes) == 0:
         return
     located = positions.located(len(boxes))
-    pixel_rings = pixel_box_rings(boxes) if kind == "pixel" else None
     camera = camera_position(result.camera)
     for i in range(len(boxes)):
-        geometry = None
-        if located[i]:
-            geometry = _geometry(positions, i)
-        elif pixel_rings is not None:
-            geometry = {"type": "Polygon", "coordinates": [_ring_json(pixel_rings[i], PIXEL_DECIMALS)]}
+        geometry = _geometry(positions, i) if located[i] else None
         properties: dict[str, Any] = {
             "image": result.image,
             "score": rounded(scores[i], SCORE_DECIMALS),
@@ -154,7 +150,7 @@ def write_geojson(path: Union[str, Path], results: Sequence[ImageResult], meta: 
         f.write('"features": [')
         first = True
         for result, pos in zip(results, positions):
-            for feature in _features(result, pos, kind):
+            for feature in _features(result, pos):
                 f.write("\n" if first else ",\n")
                 f.write(_dumps(feature))
                 first = False

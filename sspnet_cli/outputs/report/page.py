@@ -275,14 +275,18 @@ def _nav(data: PageData) -> str:
     links = [("summary", "Summary"), ("overview", "Overview")]
     if data.heatmaps_requested:
         links.append(("heatmaps", "Attention heatmaps"))
-    links.append(("review", f"Review ({len(data.selection.entries):,})"))
+    sel = data.selection
+    links.append(("review", f"Review ({len(sel.entries):,} of {sel.above:,})" if sel.left_out else f"Review ({len(sel.entries):,})"))
     return "<nav>" + " ".join(f"<a href=\"#{anchor}\">{text}</a>" for anchor, text in links) + "</nav>"
 
 
 def render_page(data: PageData) -> str:
     """The whole ``index.html``."""
     config = json.dumps({"id": data.report_id, "csv": "sspnet-decisions.csv"}).replace("<", "\\u003c")
-    title = f"sspnet review: {_count(len(data.selection.entries), 'detection')}"
+    sel = data.selection
+    listed = _count(len(sel.entries), "detection")
+    # a page cut by the limit says so in its title: "2,000 of 2,002 detections"
+    title = f"sspnet review: {len(sel.entries):,} of {_count(sel.above, 'detection')}" if sel.left_out else f"sspnet review: {listed}"
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         f"<meta http-equiv=\"Content-Security-Policy\" content=\"{_CSP}\">\n"
