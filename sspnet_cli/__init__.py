@@ -16,6 +16,7 @@ _PUBLIC = {
     "detect": "sspnet_cli.api",
     "evaluate": "sspnet_cli.api",
     "evaluate_detections": "sspnet_cli.api",
+    "export": "sspnet_cli.api",
     "report": "sspnet_cli.api",
     "train": "sspnet_cli.api",
     "write_results": "sspnet_cli.api",

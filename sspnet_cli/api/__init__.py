@@ -5,6 +5,7 @@ never prints (progress comes back through callbacks).
     summary = detect(["samples/"], out="detections.geojson")      # as `sspnet detect`
     scores = evaluate(data="data/tinyperson", split="test")         # as `sspnet eval`
     report("detections.geojson", "review/")                          # as `sspnet report`
+    export("model.onnx")                                             # as `sspnet export`
     train("data/tinyperson", "runs/lite", model="lite")             # as `sspnet train`
 
 For frames in memory or finer control, :class:`Detector` detects on one frame or a stream of
@@ -12,6 +13,7 @@ them (``Detector().detect("frame.jpg")``) and :func:`write_results` writes any r
 """
 from sspnet_cli.api.detect import CameraSettings, DetectJob, DetectProgress, DetectSummary, detect
 from sspnet_cli.api.evaluate import evaluate, evaluate_detections
+from sspnet_cli.api.export import export
 from sspnet_cli.api.report import ReportOutcome, report
 from sspnet_cli.api.train import train
 from sspnet_cli.evaluation.run import EvalReport
@@ -35,6 +37,7 @@ __all__ = [
     "detect",
     "evaluate",
     "evaluate_detections",
+    "export",
     "report",
     "train",
     "write_results",

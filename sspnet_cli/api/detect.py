@@ -120,6 +120,7 @@ class DetectJob:
         *,
         weights: Optional[PathLike] = None,
         device: str = "auto",
+        backend: str = "auto",
         options: Optional[DetectOptions] = None,
         recursive: bool = False,
         save_vis: Optional[PathLike] = None,
@@ -135,6 +136,7 @@ class DetectJob:
         self.out = Path(out)
         self.weights = weights
         self.device = device
+        self.backend = backend
         self.options = options or DetectOptions()
         self.recursive = recursive
         self.save_vis = Path(save_vis) if save_vis is not None else None
@@ -195,7 +197,7 @@ class DetectJob:
                 progress.say(f"skipped {item}: {problem}")
         if not expanded.paths:
             raise SSPNetError("no images to process")
-        detector = Detector(self.weights, device=str(ctx.device) if ctx.distributed else self.device, options=self.options)
+        detector = Detector(self.weights, device=str(ctx.device) if ctx.distributed else self.device, options=self.options, backend=self.backend)
         if self.options.heatmaps and not getattr(detector.model.neck, "has_attention", False):
             summary.notes.append("--heatmaps: this model's FPN neck has no attention maps; none are drawn")
             detector = detector.with_options(heatmaps=False)
@@ -356,6 +358,7 @@ def detect(
     *,
     weights: Optional[PathLike] = None,
     device: str = "auto",
+    backend: str = "auto",
     tile: tuple[int, int] = (640, 512),
     overlap: int = 30,
     score_thr: float = 0.3,
@@ -387,7 +390,7 @@ def detect(
         scales=tuple(float(s) for s in scales), bands=tuple(bands) if bands else None, heatmaps=heatmaps,
     )
     job = DetectJob(
-        inputs, out, weights=weights, device=device, options=options, recursive=recursive, save_vis=save_vis,
+        inputs, out, weights=weights, device=device, backend=backend, options=options, recursive=recursive, save_vis=save_vis,
         report=report, report_thr=report_thr, report_max=report_max,
         camera=CameraSettings(camera_model, ground_elevation, str(dem) if dem is not None else None),
         resume=resume, restart=restart, keep_parts=keep_parts,

@@ -14,7 +14,7 @@ from typing import Optional
 import click
 import typer
 
-from sspnet_cli.cli import detect, evaluate, info, report, train
+from sspnet_cli.cli import detect, evaluate, export, info, report, train
 from sspnet_cli.cli.console import err
 from sspnet_cli.errors import SSPNetError
 
@@ -50,6 +50,7 @@ app.command("evaluate", help="The same as `sspnet eval`.")(evaluate.evaluate)
 app.command()(train.train)
 app.command()(report.report)
 app.command()(info.info)
+app.command()(export.export)
 
 
 def _stopped_by_torchrun(signum: int, frame: object) -> None:

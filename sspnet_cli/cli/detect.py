@@ -22,6 +22,7 @@ def detect(
     out: Path = typer.Option(..., "--out", "-o", help="Output file; the suffix picks the format: .geojson, .csv or .json (COCO-style). Written atomically, once, at the end."),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Checkpoint to use. [default: the trained model shipped in weights/]"),
     device: str = typer.Option("auto", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N. Under torchrun each process uses cuda:LOCAL_RANK (or the CPU)."),
+    backend: str = typer.Option("auto", help="torch, onnxruntime (the dense part and the R-CNN head in onnxruntime on the CPU: faster there; --weights an export of `sspnet export`, or a checkpoint exported for the run) or auto (onnxruntime for .onnx weights, else torch)."),
     tile: str = typer.Option("640x512", help="Tile size WIDTHxHEIGHT in pixels."),
     overlap: int = typer.Option(30, callback=in_range(0, None), help="Overlap between neighbouring tiles, in pixels."),
     score_thr: float = typer.Option(0.3, "--score-thr", callback=in_range(0.0, 1.0), help="Keep detections scoring at least this (for people using the output; eval uses the model's 0.05 floor)."),
@@ -59,7 +60,7 @@ def detect(
         )
         try:
             summary = api.detect(
-                inputs, out, weights=weights, device=device, overlap=overlap, score_thr=score_thr, nms_iou=nms_iou,
+                inputs, out, weights=weights, device=device, backend=backend, overlap=overlap, score_thr=score_thr, nms_iou=nms_iou,
                 half=half, heatmaps=heatmaps, recursive=recursive, save_vis=save_vis, report=report,
                 report_thr=report_thr, report_max=report_max, camera_model=camera_model,
                 ground_elevation=ground_elevation, dem=dem, resume=resume, restart=restart, keep_parts=keep_parts, progress=progress,

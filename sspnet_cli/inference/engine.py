@@ -147,6 +147,44 @@ def merge_pieces(pieces: Sequence[UnitResult], nms_iou: float, score_thr: float)
     )
 
 
+BACKENDS = ("auto", "torch", "onnxruntime")
+
+
+def choose_backend(backend: str, weights: Path, device: torch.device) -> str:
+    """The backend a detector runs on (see :class:`Detector`); one-line errors for impossible asks."""
+    if backend not in BACKENDS:
+        raise SSPNetError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    is_onnx = weights.suffix.lower() == ".onnx"
+    if backend == "auto":
+        backend = "onnxruntime" if is_onnx else "torch"
+    if backend == "torch" and is_onnx:
+        raise SSPNetError(f"{weights}: an ONNX export runs on --backend onnxruntime; give the .pt checkpoint for torch")
+    if backend == "onnxruntime":
+        if device.type != "cpu":
+            raise SSPNetError("--backend onnxruntime runs on the CPU here; use --device cpu (or the torch backend on CUDA)")
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            raise SSPNetError("--backend onnxruntime needs the onnxruntime package: pip install onnxruntime") from None
+    return backend
+
+
+def _onnx_model(weights: Path) -> tuple[nn.Module, dict]:
+    """The onnxruntime model of ``weights``: an export, or a checkpoint exported now into a
+    temporary folder (which onnxruntime no longer needs once its sessions are open)."""
+    from sspnet_cli.inference.onnx import OnnxSSPNet, export_onnx
+
+    if weights.suffix.lower() == ".onnx":
+        model = OnnxSSPNet(weights)
+    else:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="sspnet-onnx-") as tmp:
+            export_onnx(weights, Path(tmp) / "model.onnx")
+            model = OnnxSSPNet(Path(tmp) / "model.onnx")
+    return model, dict(model.sidecar["checkpoint"].get("meta") or {})
+
+
 class Detector:
     """Detect people in frames of any size: ``Detector(weights).detect("frame.jpg")``.
 
@@ -155,12 +193,24 @@ class Detector:
     """
 
     def __init__(
-        self, weights: Union[str, Path, None] = None, device: str = "auto", options: Optional[DetectOptions] = None, **settings: Any
+        self,
+        weights: Union[str, Path, None] = None,
+        device: str = "auto",
+        options: Optional[DetectOptions] = None,
+        backend: str = "auto",
+        **settings: Any,
     ) -> None:
-        """``options`` (a :class:`DetectOptions`) or its fields as keywords (``score_thr=0.3``)."""
+        """``options`` (a :class:`DetectOptions`) or its fields as keywords (``score_thr=0.3``).
+        ``backend``: ``torch``, ``onnxruntime`` (the dense part and the R-CNN head in
+        onnxruntime, on the CPU: ``weights`` an export of ``sspnet export``, or a checkpoint
+        exported for this run) or ``auto`` (onnxruntime for ``.onnx`` weights, else torch)."""
         self.device = resolve_device(device)
         self.weights = resolve_weights(weights)
-        model, self.meta = load_model(self.weights, self.device)
+        self.backend = choose_backend(backend, self.weights, self.device)
+        if self.backend == "onnxruntime":
+            model, self.meta = _onnx_model(self.weights)
+        else:
+            model, self.meta = load_model(self.weights, self.device)
         self._setup(model, replace(options, **settings) if options is not None else DetectOptions(**settings))
 
     @classmethod
@@ -169,6 +219,7 @@ class Detector:
         self = cls.__new__(cls)
         self.device = resolve_device(device)
         self.weights = None
+        self.backend = "torch"
         self.meta = dict(meta or {})
         self._setup(model.to(self.device).eval(), DetectOptions(**options))
         return self
@@ -187,7 +238,7 @@ class Detector:
     def with_options(self, **options: Any) -> "Detector":
         """A detector sharing this one's model with some options changed."""
         other = Detector.__new__(Detector)
-        other.device, other.weights, other.meta = self.device, self.weights, self.meta
+        other.device, other.weights, other.meta, other.backend = self.device, self.weights, self.meta, self.backend
         other._setup(self.model, replace(self.options, **options))
         return other
 

@@ -1,0 +1,28 @@
+"""``sspnet export``: the model as ONNX graphs plus a JSON sidecar (as users know from ``yolo export``)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from sspnet_cli.cli.console import say
+from sspnet_cli.cli.options import parse_tile
+
+
+def export(
+    out: Path = typer.Option(..., "--out", "-o", help="The dense graph's file, e.g. model.onnx; model.rcnn.onnx (the R-CNN head) and model.json (the sidecar: input, anchors, thresholds, configuration) are written beside it."),
+    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Checkpoint to export (a Faster R-CNN). [default: the trained model shipped in weights/]"),
+    format: str = typer.Option("onnx", "--format", help="Export format (onnx)."),
+    tile: str = typer.Option("640x512", help="Example input WIDTHxHEIGHT the graphs are traced on; batch, height and width stay dynamic."),
+) -> int:
+    """Export the model for onnxruntime or any ONNX runtime: `detect --weights model.onnx` runs it.
+
+    The dense part (normalisation, backbone, neck, RPN head) and the R-CNN head become two ONNX
+    graphs; the sidecar says how to glue them (anchors, proposal filtering, RoIAlign, soft-NMS).
+    """
+    from sspnet_cli import api
+
+    sidecar = api.export(out, weights=weights, format=format, tile=parse_tile(tile))
+    say(f"wrote {', '.join(sidecar['files'])} (from {sidecar['checkpoint']['file']}, sha256 {sidecar['checkpoint']['sha256'][:12]}...)")
+    return 0
