@@ -16,7 +16,7 @@ from typing import IO, Iterable, Iterator, Optional, Union
 from sspnet_cli.errors import SSPNetError
 
 #: result formats :func:`sspnet_cli.outputs.writers.write_results` knows, by suffix
-RESULT_SUFFIXES = (".geojson", ".csv", ".json")
+RESULT_SUFFIXES = (".geojson", ".csv", ".json", ".gpx", ".kml")
 #: formats of drawn overlay images
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 

@@ -317,6 +317,9 @@ class TrainConfig:
     overlap: int = 30
     skip_empty_patches: bool = True
     augment: bool = True
+    # degrees of the shift-scale-rotate augmentation (the official 45); a rotated box becomes the
+    # box around its rotated corners, which for people 3 px wide is far wider than the person
+    rotate_limit: float = 45.0
     val_split: Optional[str] = "valid"
     log_every: int = 10
 

@@ -83,6 +83,25 @@ class Positions:
     # source "camera": the whole frame's outline on the ground (closed lon/lat ring), where every
     # corner ray meets it
     footprint: Optional[np.ndarray] = None
+    # (N, 2) metres on the ground along the box's width and height (NaN where unknown)
+    sizes_m: Optional[np.ndarray] = None
+    # (N,) bool: whether each box's ground size is a person's (set by the size filter)
+    plausible: Optional[np.ndarray] = None
+    # "oblique" when the camera looked further from straight down than --max-off-nadir
+    quality: Optional[str] = None
+
+    def select(self, keep: np.ndarray) -> "Positions":
+        """These positions for the detections where ``keep`` (bool, one per detection) is true."""
+        import dataclasses
+
+        def pick(a: Optional[np.ndarray]) -> Optional[np.ndarray]:
+            return None if a is None else np.asarray(a)[keep]
+
+        reasons = None if self.reasons is None else [r for r, k in zip(self.reasons, keep) if k]
+        return dataclasses.replace(
+            self, rings=pick(self.rings), centres=pick(self.centres), error_m=pick(self.error_m), reasons=reasons,
+            sizes_m=pick(self.sizes_m), plausible=pick(self.plausible),
+        )
 
     def located(self, n: int) -> np.ndarray:
         """``(n,)`` bool: which of the image's ``n`` detections have a map position (a finite

@@ -70,7 +70,7 @@ def test_geojson_of_a_camera_photo_is_in_wgs84(tmp_path):
         assert signed_area(ring[None])[0] > 0
         np.testing.assert_allclose(ring, pos.rings[i], atol=1e-8)
         props = feature["properties"]
-        assert list(props) == ["image", "score", "label", "pixel_bbox", "position_source", "position_error_m", "position_note", "camera"]
+        assert list(props) == ["image", "score", "label", "pixel_bbox", "position_source", "position_error_m", "position_note", "ground_size_m", "camera"]
         assert props["position_source"] == "camera"
         assert props["position_error_m"] == round(float(pos.error_m[i]), 2) and 1.0 < props["position_error_m"] < 3.0
         assert "principal point" in props["position_note"]
@@ -130,20 +130,23 @@ def test_csv_has_the_centre_ground_point_and_its_error(tmp_path, raster_result):
     out = tmp_path / "out.csv"
     write_results(out, results, {})
     rows = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8"))))
-    assert rows[0] == ["image", "x1", "y1", "x2", "y2", "score", "label", "lon", "lat", "position_error_m"]
+    assert rows[0] == ["image", "x1", "y1", "x2", "y2", "score", "label", "lon", "lat", "position_error_m", "ground_w_m", "ground_h_m",
+                       "position_quality"]  # the tilted photo looks 85 degrees off nadir
     assert rows[1][9] == "" and rows[1][7] != ""  # raster: a position, no error estimate
     pos = positions_of(results[1])
     for row, centre, err in zip(rows[3:5], pos.centres, pos.error_m):
         assert row[0] == "DJI_0005.JPG"
         assert float(row[7]) == pytest.approx(centre[0], abs=1e-8) and float(row[8]) == pytest.approx(centre[1], abs=1e-8)
         assert row[9] == f"{err:.2f}"
-    assert rows[5][7:] == ["", "", ""]
+    assert rows[5][7:] == ["", "", "", "", "", "oblique"]
 
 
-def test_csv_of_rasters_only_is_unchanged(tmp_path, raster_result):
+def test_csv_of_rasters_only_has_positions_and_ground_sizes(tmp_path, raster_result):
     out = tmp_path / "r.csv"
     write_results(out, [raster_result], {})
-    assert out.read_text().splitlines()[0] == "image,x1,y1,x2,y2,score,label,lon,lat"
+    lines = out.read_text().splitlines()
+    assert lines[0] == "image,x1,y1,x2,y2,score,label,lon,lat,ground_w_m,ground_h_m"
+    assert lines[1].endswith(",10.25,10.13")  # 20.5 x 20.25 px of 0.5 m
 
 
 def test_detect_then_camera_model_on_the_real_dji_photo(tmp_path, shared_dir):

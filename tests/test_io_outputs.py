@@ -81,7 +81,7 @@ def test_geojson_of_a_georeferenced_raster(tmp_path, geotiff):
             lon, lat = ref.transform(500000.0 + 0.5 * col, 5000000.0 - 0.5 * row)
             assert np.hypot(ring[:4, 0] - lon, ring[:4, 1] - lat).min() < 2e-8
         props = feature["properties"]
-        assert list(props) == ["image", "score", "label", "pixel_bbox", "position_source"]
+        assert list(props) == ["image", "score", "label", "pixel_bbox", "position_source", "ground_size_m"]
         assert props["image"] == "ortho.tif" and props["label"] == "person"
         assert props["position_source"] == "raster"
         assert props["score"] == round(score, 4)
@@ -170,9 +170,9 @@ def test_csv_columns_and_quoting(tmp_path, geotiff):
     text = out.read_bytes().decode("utf-8")
     assert not text.startswith("\ufeff") and "\r" not in text
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0] == ["image", "x1", "y1", "x2", "y2", "score", "label", "lon", "lat"]
+    assert rows[0] == ["image", "x1", "y1", "x2", "y2", "score", "label", "lon", "lat", "ground_w_m", "ground_h_m"]
     assert len(rows) == 5
-    assert rows[1] == [tricky, "10.00", "20.00", "30.50", "40.25", "0.9123", "person", "", ""]
+    assert rows[1] == [tricky, "10.00", "20.00", "30.50", "40.25", "0.9123", "person", "", "", "", ""]
     assert rows[2][1] == "100.13"
     geo = rows[3]
     assert geo[0] == "ortho.tif"

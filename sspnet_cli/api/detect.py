@@ -20,15 +20,20 @@ from typing import Any, Callable, Optional, Sequence, Union
 from sspnet_cli.atomic import check_folder, missing_folder
 from sspnet_cli.distributed import DistContext, setup
 from sspnet_cli.errors import SSPNetError
-from sspnet_cli.geo.camera import apply_camera_models, open_ground
+from sspnet_cli.geo.camera import MAX_OFF_NADIR, apply_camera_models, open_ground
+from sspnet_cli.geo.coverage import Coverage
+from sspnet_cli.geo.coverage import coverage as coverage_of
 from sspnet_cli.geo.dem import Dem
+from sspnet_cli.geo.plausibility import PERSON_SIZE_M, SizeCheck, apply_size_filter, check_person_size
 from sspnet_cli.imagery.inputs import expand_inputs
 from sspnet_cli.imagery.sources import open_source
 from sspnet_cli.inference import jobs
 from sspnet_cli.inference.engine import DetectOptions, Detector, Failure, RunStats, UnitResult
 from sspnet_cli.outputs import check_writable, write_results
+from sspnet_cli.outputs.coverage_file import check_coverage_path, write_coverage
 from sspnet_cli.outputs.geojson import coordinates_kind
 from sspnet_cli.outputs.heatmap import save_heatmaps
+from sspnet_cli.outputs.waypoints import unplaced
 from sspnet_cli.outputs.overlay import save_overlay
 from sspnet_cli.outputs.report import DEFAULT_REPORT_MAX, DEFAULT_REPORT_THR, ReportSummary, check_report_dir, write_report
 from sspnet_cli.types import ImageResult
@@ -66,13 +71,17 @@ class CameraSettings:
     enabled: bool = True
     ground_elevation: Optional[float] = None
     dem: Optional[str] = None
+    max_off_nadir: float = MAX_OFF_NADIR
 
     def to_dict(self) -> dict[str, Any]:
-        return {"camera_model": self.enabled, "ground_elevation": self.ground_elevation, "dem": self.dem}
+        return {"camera_model": self.enabled, "ground_elevation": self.ground_elevation, "dem": self.dem, "max_off_nadir": self.max_off_nadir}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "CameraSettings":
-        return cls(bool(data.get("camera_model", True)), data.get("ground_elevation"), data.get("dem"))
+        return cls(
+            bool(data.get("camera_model", True)), data.get("ground_elevation"), data.get("dem"),
+            float(data.get("max_off_nadir", MAX_OFF_NADIR)),
+        )
 
 
 @dataclass
@@ -89,10 +98,13 @@ class DetectSummary:
     stats: list[RunStats] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     written: Optional[Path] = None
+    outputs: list[Path] = field(default_factory=list)
     report: Optional[ReportSummary] = None
     parts: Optional[Path] = None
     resumed_units: int = 0
     notes: list[str] = field(default_factory=list)
+    size_check: SizeCheck = field(default_factory=SizeCheck)
+    coverage: Optional[Coverage] = None
     is_main: bool = True
 
     @property
@@ -116,7 +128,7 @@ class DetectJob:
     def __init__(
         self,
         inputs: Union[PathLike, Sequence[PathLike]],
-        out: PathLike,
+        out: Union[PathLike, Sequence[PathLike]],
         *,
         weights: Optional[PathLike] = None,
         device: str = "auto",
@@ -128,12 +140,19 @@ class DetectJob:
         report_thr: float = DEFAULT_REPORT_THR,
         report_max: int = DEFAULT_REPORT_MAX,
         camera: Optional[CameraSettings] = None,
+        person_size: Sequence[float] = PERSON_SIZE_M,
+        size_filter: str = "flag",
+        coverage: Optional[PathLike] = None,
+        recall_table: Optional[Sequence[dict[str, float]]] = None,
         resume: bool = False,
         restart: bool = False,
         keep_parts: bool = False,
     ) -> None:
         self.inputs = [str(inputs)] if isinstance(inputs, (str, Path)) else [str(i) for i in inputs]
-        self.out = Path(out)
+        self.outs = [Path(out)] if isinstance(out, (str, Path)) else [Path(o) for o in out]
+        if not self.outs:
+            raise SSPNetError("give at least one output file")
+        self.out = self.outs[0]  # names the part folder
         self.weights = weights
         self.device = device
         self.backend = backend
@@ -143,13 +162,19 @@ class DetectJob:
         self.report_dir = Path(report) if report is not None else None
         self.report_thr, self.report_max = report_thr, report_max
         self.camera = camera or CameraSettings()
+        self.person_size, self.size_filter = tuple(person_size), size_filter
+        self.coverage_path = check_coverage_path(coverage) if coverage is not None else None
+        self.recall_table = list(recall_table) if recall_table is not None else None
         self.resume, self.restart, self.keep_parts = resume, restart, keep_parts
         self.parts = jobs.parts_dir_for(self.out)
         self._check()
 
     def _check(self) -> None:
-        check_writable(self.out)
-        self.new_folder = missing_folder(self.out)
+        if len({o.resolve() for o in self.outs}) != len(self.outs):
+            raise SSPNetError("the same output file is given twice")
+        for out in self.outs:
+            check_writable(out)
+        self.new_folders = sorted({f for f in (missing_folder(o) for o in self.outs) if f is not None})
         if self.save_vis is not None:
             check_folder(self.save_vis)
         if self.report_dir is not None:
@@ -160,6 +185,9 @@ class DetectJob:
             check_report_dir(self.report_dir)
         if self.options.heatmaps and self.report_dir is None and self.save_vis is None:
             raise SSPNetError("--heatmaps draws into --report or --save-vis; give one of them")
+        check_person_size(self.person_size, self.size_filter)
+        if not 0 <= self.camera.max_off_nadir <= 180:
+            raise SSPNetError(f"--max-off-nadir must be between 0 and 180 degrees, got {self.camera.max_off_nadir:g}")
         if not self.camera.enabled and (self.camera.ground_elevation is not None or self.camera.dem is not None):
             raise SSPNetError("--ground-elevation and --dem are for the camera model; drop them or --no-camera-model")
         if not self.inputs:
@@ -201,6 +229,12 @@ class DetectJob:
         if self.options.heatmaps and not getattr(detector.model.neck, "has_attention", False):
             summary.notes.append("--heatmaps: this model's FPN neck has no attention maps; none are drawn")
             detector = detector.with_options(heatmaps=False)
+        recall_table = self.recall_table or detector.meta.get("recall_by_size")
+        if self.coverage_path is not None and not recall_table:
+            raise SSPNetError(
+                "--coverage needs the model's recall by person size, which this checkpoint does not record "
+                "(the shipped model does); measure it with `sspnet eval` and pass it from Python (recall_table=...)"
+            )
         infos = ctx.broadcast_object([jobs.probe(p) for p in expanded.paths] if ctx.is_main else None)
         units = jobs.plan_units(infos, detector.options.tile, detector.options.overlap)  # type: ignore[arg-type]
         share = jobs.assign(units, ctx.world_size)[ctx.rank]
@@ -220,18 +254,22 @@ class DetectJob:
             why = f" ({first.image}: {first.problem}{f'; {len(failures) - 1} more failed' if len(failures) > 1 else ''})" if first else ""
             raise SSPNetError(f"no image could be processed{why}; nothing written")
         if self.camera.enabled:
-            results = apply_camera_models(results, self.camera.ground_elevation, ground)
+            results = apply_camera_models(results, self.camera.ground_elevation, ground, self.camera.max_off_nadir)
+        results, summary.size_check = apply_size_filter(results, self.person_size, self.size_filter)
         summary.results = results
+        if self.coverage_path is not None:
+            summary.coverage = coverage_of(results, recall_table)  # type: ignore[arg-type]
+            write_coverage(self.coverage_path, summary.coverage)
+            if summary.coverage.without_footprint:
+                summary.notes.append(f"{len(summary.coverage.without_footprint)} frame(s) have no ground footprint and are not in {self.coverage_path.name}")
         meta = self.meta(detector)
-        write_results(self.out, results, meta)
+        for folder in self.new_folders:
+            summary.notes.append(f"created the folder {folder}")
+        for out in self.outs:
+            write_results(out, results, meta)
+            summary.notes += _output_notes(out, results)
         summary.written = self.out
-        if self.new_folder is not None:
-            summary.notes.append(f"created the folder {self.new_folder} for {self.out.name}")
-        if self.out.suffix.lower() == ".geojson" and coordinates_kind(results) == "pixel":
-            summary.notes.append(
-                "no input carries a map position (not georeferenced, no usable camera metadata): the GeoJSON's "
-                "geometries are null and each box is in pixel_bbox; CSV or COCO JSON (.csv, .json) suit pixel work"
-            )
+        summary.outputs = list(self.outs)
         if self.save_vis is not None:
             save_overlays(self.save_vis, results)
         if self.report_dir is not None:
@@ -354,7 +392,7 @@ class DetectJob:
 
 def detect(
     inputs: Union[PathLike, Sequence[PathLike]],
-    out: PathLike,
+    out: Union[PathLike, Sequence[PathLike]],
     *,
     weights: Optional[PathLike] = None,
     device: str = "auto",
@@ -376,13 +414,18 @@ def detect(
     camera_model: bool = True,
     ground_elevation: Optional[float] = None,
     dem: Optional[PathLike] = None,
+    max_off_nadir: float = MAX_OFF_NADIR,
+    person_size: Sequence[float] = PERSON_SIZE_M,
+    size_filter: str = "flag",
+    coverage: Optional[PathLike] = None,
+    recall_table: Optional[Sequence[dict[str, float]]] = None,
     resume: bool = False,
     restart: bool = False,
     keep_parts: bool = False,
     progress: Optional[DetectProgress] = None,
 ) -> DetectSummary:
-    """Find people in ``inputs`` (files, folders, glob patterns) and write ``out`` (``.geojson``,
-    ``.csv`` or ``.json``): what ``sspnet detect`` does, option for option (its ``--help``
+    """Find people in ``inputs`` (files, folders, glob patterns) and write ``out`` (one file or
+    several: ``.geojson``, ``.csv``, ``.json``, ``.gpx``, ``.kml``): what ``sspnet detect`` does, option for option (its ``--help``
     explains each), returning a :class:`DetectSummary`. Raises :class:`SSPNetError` (one line)
     for bad options or when no image could be processed."""
     options = DetectOptions(
@@ -392,10 +435,27 @@ def detect(
     job = DetectJob(
         inputs, out, weights=weights, device=device, backend=backend, options=options, recursive=recursive, save_vis=save_vis,
         report=report, report_thr=report_thr, report_max=report_max,
-        camera=CameraSettings(camera_model, ground_elevation, str(dem) if dem is not None else None),
-        resume=resume, restart=restart, keep_parts=keep_parts,
+        camera=CameraSettings(camera_model, ground_elevation, str(dem) if dem is not None else None, max_off_nadir),
+        person_size=person_size, size_filter=size_filter, coverage=coverage, recall_table=recall_table, resume=resume, restart=restart, keep_parts=keep_parts,
     )
     return job.run(progress)
+
+
+def _output_notes(out: Path, results: Sequence[ImageResult]) -> list[str]:
+    """What a user should know about one output: pixel-only GeoJSON, detections a waypoint
+    file cannot hold."""
+    suffix = out.suffix.lower()
+    if suffix == ".geojson" and coordinates_kind(results) == "pixel":
+        return [
+            "no input carries a map position (not georeferenced, no usable camera metadata): the GeoJSON's "
+            "geometries are null and each box is in pixel_bbox; CSV or COCO JSON (.csv, .json) suit pixel work"
+        ]
+    if suffix in (".gpx", ".kml"):
+        missing, images = unplaced(results)
+        if missing:
+            named = ", ".join(Path(i).name for i in images[:5]) + (f" and {len(images) - 5} more" if len(images) > 5 else "")
+            return [f"{missing} detection(s) without a map position are not in {out.name} (in {named}); the other outputs list them"]
+    return []
 
 
 def leftover_parts(out: PathLike, discard_unfinished: bool = False) -> tuple[Path, int]:

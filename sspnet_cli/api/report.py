@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 from sspnet_cli.errors import SSPNetError
-from sspnet_cli.geo.camera import apply_camera_models
+from sspnet_cli.geo.camera import MAX_OFF_NADIR, apply_camera_models
 from sspnet_cli.inference.jobs import partial_results, parts_dir_for
 from sspnet_cli.outputs.report import DEFAULT_REPORT_MAX, DEFAULT_REPORT_THR, ReportSummary, check_report_dir, write_report
 from sspnet_cli.outputs.report.locate import FrameFinder
@@ -82,7 +82,9 @@ def load_for_report(results: Path) -> tuple[ReadResults, bool]:
         camera = partial.meta.get("camera") or {}
         placed = partial.results
         if camera.get("camera_model", True):
-            placed = apply_camera_models(placed, camera.get("ground_elevation"), camera.get("dem"))
+            placed = apply_camera_models(
+                placed, camera.get("ground_elevation"), camera.get("dem"), float(camera.get("max_off_nadir", MAX_OFF_NADIR))
+            )
         loaded = ReadResults(placed, partial.meta)
         loaded.from_parts = True
         loaded.failures = [(f.image, f.problem) for f in partial.failures]

@@ -35,6 +35,7 @@ def train(
     fc_dim: Optional[int] = None,
     neck_norm: str = "bn",
     tile: tuple[int, int] = (640, 512),
+    rotate_limit: float = 45.0,
     wns: bool = True,
     attention_loss: str = "dice+bce",
     anchors: str = "default",
@@ -59,7 +60,7 @@ def train(
     train_cfg = TrainConfig(
         epochs=epochs, lr_steps=tuple(lr_steps) if lr_steps else None, max_steps=max_steps, batch_size=batch_size,
         lr=lr, amp=amp, workers=workers, seed=seed, warmup_iters=warmup_iters, tile=tuple(tile),  # type: ignore[arg-type]
-        val_split=val_split,
+        val_split=val_split, rotate_limit=rotate_limit,
     )
     trainer = Trainer(
         data, out, train_cfg, model_cfg, device=device, backbone_weights=backbone_weights, anchors=anchors,

@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from sspnet_cli.cli.console import err, say
-from sspnet_cli.cli.options import in_range, parse_bands, parse_batch_size, parse_scales, parse_tile
+from sspnet_cli.cli.options import in_range, parse_bands, parse_batch_size, parse_pair, parse_scales, parse_tile
 from sspnet_cli.config import REPORT_MAX, REPORT_THR
 
 THR_HELP = "List detections scoring at least this, best first (the results hold nothing below detect's --score-thr)."
@@ -19,7 +19,7 @@ MAX_HELP = "List at most this many detections; the page says how many more were 
 
 def detect(
     inputs: list[str] = typer.Argument(..., help="Image files, folders or glob patterns (quote patterns). JPEG/PNG via OpenCV; TIFF/GeoTIFF and other GDAL rasters via rasterio."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output file; the suffix picks the format: .geojson, .csv or .json (COCO-style). Written atomically, once, at the end."),
+    out: list[Path] = typer.Option(..., "--out", "-o", help="Output file; the suffix picks the format: .geojson, .csv, .json (COCO-style), .gpx (waypoints for handhelds, CalTopo/SARTopo) or .kml (Google Earth). Repeat for several from one run (--out a.geojson --out a.gpx). Written atomically, once, at the end."),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Checkpoint to use. [default: the trained model shipped in weights/]"),
     device: str = typer.Option("auto", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N. Under torchrun each process uses cuda:LOCAL_RANK (or the CPU)."),
     backend: str = typer.Option("auto", help="torch, onnxruntime (the dense part and the R-CNN head in onnxruntime on the CPU: faster there; --weights an export of `sspnet export`, or a checkpoint exported for the run) or auto (onnxruntime for .onnx weights, else torch)."),
@@ -43,6 +43,10 @@ def detect(
     camera_model: bool = typer.Option(True, "--camera-model/--no-camera-model", help="Place detections in drone photos on the ground from the camera's EXIF/XMP metadata (GPS, gimbal, focal length); --no-camera-model keeps pixel geometry for photos. Georeferenced rasters always use their own georeferencing."),
     ground_elevation: Optional[float] = typer.Option(None, "--ground-elevation", help="Ground height in metres in the GPS altitude's datum, for the camera model. [default: flat ground RelativeAltitude below the camera]"),
     dem: Optional[Path] = typer.Option(None, "--dem", help="A DEM GeoTIFF (heights in the GPS altitude's datum) for the camera model; rays are intersected with it iteratively. [default: none]"),
+    max_off_nadir: float = typer.Option(30.0, "--max-off-nadir", callback=in_range(0.0, 180.0), help="Photos whose camera looked further than this many degrees from straight down keep their positions, flagged position_quality \"oblique\" (their error grows fast with the angle)."),
+    person_size: str = typer.Option("0.3,3.0", "--person-size", help="MIN,MAX metres a person's box may measure on the ground along its longer side (a child's shoulders seen from above to a person lying down, with slack), where the ground sample distance is known."),
+    coverage: Optional[Path] = typer.Option(None, "--coverage", help="Also write the searched area (.geojson or .kml): each frame's ground footprint with its ground sample distance, a person's size in its pixels and the model's recall at that size (its probability of detection, from the model's recall table), and the union of the footprints per POD band (>= 0.8, 0.5-0.8, < 0.5) with its area in hectares; overlaps combine as independent looks. [default: none]"),
+    size_filter: str = typer.Option("flag", "--size-filter", help="flag (mark boxes outside --person-size with size_plausible false), drop (remove them) or off."),
 ) -> int:
     """Find people in images: tile each frame, detect in batches, merge, write one results file.
 
@@ -52,7 +56,10 @@ def detect(
     from sspnet_cli import api
     from sspnet_cli.cli.progress import TileProgress
 
-    parsed = dict(tile=parse_tile(tile), batch_size=parse_batch_size(batch_size), scales=parse_scales(scales), bands=parse_bands(bands))
+    parsed = dict(
+        tile=parse_tile(tile), batch_size=parse_batch_size(batch_size), scales=parse_scales(scales), bands=parse_bands(bands),
+        person_size=parse_pair(person_size, "--person-size"),
+    )
     with TileProgress("images") as bars:
         progress = api.DetectProgress(
             on_units=bars.units, on_planned_tiles=bars.planned, on_frame=bars.frame, on_tiles=bars.tiles,
@@ -63,12 +70,12 @@ def detect(
                 inputs, out, weights=weights, device=device, backend=backend, overlap=overlap, score_thr=score_thr, nms_iou=nms_iou,
                 half=half, heatmaps=heatmaps, recursive=recursive, save_vis=save_vis, report=report,
                 report_thr=report_thr, report_max=report_max, camera_model=camera_model,
-                ground_elevation=ground_elevation, dem=dem, resume=resume, restart=restart, keep_parts=keep_parts, progress=progress,
+                ground_elevation=ground_elevation, dem=dem, max_off_nadir=max_off_nadir, size_filter=size_filter, coverage=coverage, resume=resume, restart=restart, keep_parts=keep_parts, progress=progress,
                 **parsed,
             )
         except KeyboardInterrupt:
             bars.__exit__(None, None, None)
-            _say_interrupted(out, resume)
+            _say_interrupted(out[0], resume)
             raise typer.Exit(130)
     if not summary.is_main:
         return summary.exit_code
@@ -80,7 +87,14 @@ def detect(
         say(f"wrote the review report {summary.report.index}{left}")
     if summary.parts is not None:
         say(f"kept the part files in {summary.parts}/ (--keep-parts)")
-    say(f"wrote {len(summary.results)} image(s), {summary.detections} detection(s) to {out}")
+    check = summary.size_check
+    if check.judged:
+        what = f"{check.dropped} dropped" if check.dropped else f"{check.implausible} flagged size_plausible false"
+        say(f"size check: {check.implausible} of {check.judged} box(es) with a known ground size are outside {person_size} m ({what})")
+    if summary.coverage is not None and coverage is not None:
+        bands = ", ".join(f"{b['name']} {b['area_ha']:.2f} ha" for b in summary.coverage.bands)
+        say(f"wrote {coverage}: {len(summary.coverage.frames)} footprint(s), {summary.coverage.total_area_ha:.2f} ha searched ({bands})")
+    say(f"wrote {len(summary.results)} image(s), {summary.detections} detection(s) to {', '.join(str(o) for o in summary.outputs)}")
     return summary.exit_code
 
 

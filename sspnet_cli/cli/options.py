@@ -19,6 +19,15 @@ def parse_tile(text: str) -> tuple[int, int]:
     return w, h
 
 
+def parse_pair(text: str, option: str) -> tuple[float, float]:
+    """``"0.3,3.0"`` -> (0.3, 3.0), with one clear line for anything else."""
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise SSPNetError(f"{option} must be two numbers like 0.3,3.0, got {text!r}") from None
+    return low, high
+
+
 def parse_scales(text: str) -> tuple[float, ...]:
     """``"1"`` -> (1.0,); ``"2,3"`` -> (2.0, 3.0)."""
     try:

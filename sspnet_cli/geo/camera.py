@@ -401,6 +401,13 @@ def project_boxes(model: CameraModel, boxes: np.ndarray) -> Positions:
     lonlat = np.full((5 * n, 2), np.nan)
     if hit.any():
         lonlat[hit] = model.to_lonlat(xy[hit])
+    # ground size along the box's width and height, from the corners in metres east/north:
+    # box_rings' corner order is (x1, y1), (x1, y2), (x2, y2), (x2, y1)
+    c = np.full((4 * n, 2), np.nan)
+    c[hit[: 4 * n]] = xy[: 4 * n][hit[: 4 * n]]
+    c = c.reshape(n, 4, 2)
+    edge = lambda a, b: np.hypot(*(c[:, a] - c[:, b]).T)  # noqa: E731
+    sizes = np.stack([(edge(1, 2) + edge(0, 3)) / 2, (edge(0, 1) + edge(3, 2)) / 2], axis=1)
     rings = lonlat[: 4 * n].reshape(n, 4, 2)
     rings = make_ccw(np.concatenate([rings, rings[:, :1]], axis=1))
     centre_lonlat = lonlat[4 * n :]
@@ -409,8 +416,9 @@ def project_boxes(model: CameraModel, boxes: np.ndarray) -> Positions:
         errors[ok] = position_errors(model, centres[ok, 0], centres[ok, 1])
     rings[~ok] = np.nan
     centre_lonlat[~ok] = np.nan
+    sizes[~ok] = np.nan
     note = "; ".join(model.notes) or None
-    return Positions("camera", rings, centre_lonlat, errors, reasons=reasons, note=note)
+    return Positions("camera", rings, centre_lonlat, errors, reasons=reasons, note=note, sizes_m=sizes)
 
 
 def frame_footprint(model: CameraModel, width: int, height: int) -> np.ndarray:
@@ -437,7 +445,23 @@ def open_ground(ground_elevation: Optional[float] = None, dem: Union[str, Path, 
     return None if dem is None else Dem(dem)
 
 
-def apply_camera_model(result: ImageResult, ground_elevation: Optional[float] = None, dem: Optional[Dem] = None) -> ImageResult:
+#: a photo's positions are flagged "oblique" when its camera looked further than this from
+#: straight down (degrees): positions degrade fast with the view angle (ADIAT limits GPS
+#: positions to 5 degrees off nadir; we keep them, flagged, with their larger error)
+MAX_OFF_NADIR = 30.0
+
+
+def off_nadir(camera: dict[str, Any]) -> Optional[float]:
+    """Degrees between the camera's view and straight down (gimbal pitch -90 is nadir), or None."""
+    pitch = camera.get("gimbal_pitch")
+    if not isinstance(pitch, (int, float)) or not math.isfinite(pitch):
+        return None
+    return abs(float(pitch) + 90.0)
+
+
+def apply_camera_model(
+    result: ImageResult, ground_elevation: Optional[float] = None, dem: Optional[Dem] = None, max_off_nadir: float = MAX_OFF_NADIR
+) -> ImageResult:
     """``result`` with its detections' ground positions in ``ground``, which
     :func:`sspnet_cli.geo.positions.positions_of` and the writers read.
 
@@ -464,6 +488,9 @@ def apply_camera_model(result: ImageResult, ground_elevation: Optional[float] = 
             outline = frame_footprint(model, result.width, result.height)
             positions.footprint = outline if np.isfinite(outline).all() else None
             camera = {**camera, "focal_length_px": model.intrinsics.focal_px, "height_above_ground": model.height_above_ground}
+            view = off_nadir(camera)
+            if view is not None and view > max_off_nadir:
+                positions.quality = "oblique"
     return dataclasses.replace(result, camera=camera, ground=positions)
 
 
@@ -471,13 +498,14 @@ def apply_camera_models(
     results: Iterable[ImageResult],
     ground_elevation: Optional[float] = None,
     dem: Union[Dem, str, Path, None] = None,
+    max_off_nadir: float = MAX_OFF_NADIR,
 ) -> list[ImageResult]:
     """:func:`apply_camera_model` over ``results``; ``dem`` may be a path, opened (and closed)
     here once for all of them. Raises :class:`SSPNetError` for an unusable DEM or for both a
     ground elevation and a DEM."""
     if isinstance(dem, (str, Path)):
         with open_ground(ground_elevation, dem) as opened:  # type: ignore[union-attr]
-            return [apply_camera_model(r, ground_elevation, opened) for r in results]
+            return [apply_camera_model(r, ground_elevation, opened, max_off_nadir) for r in results]
     if ground_elevation is not None and dem is not None:
         raise SSPNetError("give a ground elevation or a DEM, not both")
-    return [apply_camera_model(r, ground_elevation, dem) for r in results]
+    return [apply_camera_model(r, ground_elevation, dem, max_off_nadir) for r in results]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sspnet_cli.geo.transform import box_centers_lonlat, box_rings_lonlat
+from sspnet_cli.geo.transform import box_centers_lonlat, box_ground_sizes, box_rings_lonlat
 from sspnet_cli.types import ImageResult, Positions
 
 __all__ = ["Positions", "positions_of"]
@@ -23,11 +23,14 @@ __all__ = ["Positions", "positions_of"]
 
 def positions_of(result: ImageResult) -> Positions:
     """Map positions of ``result``'s detections (see the module docstring)."""
+    if result.ground is not None:  # a camera model's, or a raster's kept with its size check
+        return result.ground
     if result.georef is not None:
         boxes = result.detections.boxes.detach().cpu().numpy().astype(np.float64).reshape(-1, 4)
-        return Positions("raster", box_rings_lonlat(result.georef, boxes), box_centers_lonlat(result.georef, boxes))
-    if result.ground is not None:
-        return result.ground
+        return Positions(
+            "raster", box_rings_lonlat(result.georef, boxes), box_centers_lonlat(result.georef, boxes),
+            sizes_m=box_ground_sizes(result.georef, boxes),
+        )
     if result.camera is not None:
         return Positions("pixel", reason="not georeferenced; the camera model was not applied")
     return Positions("pixel", reason="not georeferenced")

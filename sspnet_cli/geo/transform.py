@@ -112,6 +112,24 @@ def georef_problem(georef: GeoRef, width: int, height: int) -> Optional[str]:
     return None
 
 
+def box_ground_sizes(georef: GeoRef, boxes: np.ndarray) -> np.ndarray:
+    """``(N, 2)`` ground lengths in metres of ``(N, 4)`` pixel boxes of a georeferenced raster,
+    along the box's width and height (geodesic distances on WGS84 between its corners)."""
+    from pyproj import Geod
+
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if len(b) == 0:
+        return np.zeros((0, 2))
+    cols = np.concatenate([b[:, 0], b[:, 2], b[:, 0]])
+    rows = np.concatenate([b[:, 1], b[:, 1], b[:, 3]])
+    lon, lat = pixel_to_lonlat(georef, cols, rows)
+    n = len(b)
+    geod = Geod(ellps="WGS84")
+    _, _, width = geod.inv(lon[:n], lat[:n], lon[n : 2 * n], lat[n : 2 * n])
+    _, _, height = geod.inv(lon[:n], lat[:n], lon[2 * n :], lat[2 * n :])
+    return np.stack([np.abs(width), np.abs(height)], axis=1)
+
+
 def check_source_georef(source: "ImageSource") -> "ImageSource":
     """``source`` with its georeferencing dropped (and a warning added) when it cannot place the
     raster in WGS84 (:func:`georef_problem`); a raster left without one then gets its EXIF

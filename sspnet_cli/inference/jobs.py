@@ -150,7 +150,7 @@ def manifest_for(detector: Detector) -> dict[str, Any]:
 
 #: manifest entries a resumed run may change (they act only when the parts are merged and
 #: placed on the ground); resuming records the new values
-MERGE_ONLY = ("nms_iou", "camera_model", "ground_elevation", "dem")
+MERGE_ONLY = ("nms_iou", "camera_model", "ground_elevation", "dem", "max_off_nadir")
 
 
 def check_or_write_manifest(parts: Path, manifest: dict[str, Any], resume: bool) -> None:
@@ -357,7 +357,7 @@ def partial_results(parts: Path) -> PartialResults:
     for uid, rec in read_records(parts).items():
         by_input.setdefault(int(uid.split(":")[0]), []).append(rec)
     options = {k: manifest.get(k) for k in ("tile", "overlap", "score_thr", "scales", "bands", "half", "heatmaps", "nms_iou")}
-    camera = {k: manifest.get(k) for k in ("camera_model", "ground_elevation", "dem") if k in manifest}
+    camera = {k: manifest.get(k) for k in ("camera_model", "ground_elevation", "dem", "max_off_nadir") if k in manifest}
     out = PartialResults([], [], 0, {"options": options, "camera": camera})
     for index in sorted(by_input):
         recs = sorted(by_input[index], key=lambda r: r["uid"])

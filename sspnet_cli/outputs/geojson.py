@@ -32,8 +32,10 @@ Top-level members besides ``type`` and ``features``:
 
 Every ring is closed and counter-clockwise (in the plane of its numbers, x right, y up).
 Properties of each feature: ``image``, ``score``, ``label``, ``pixel_bbox`` [x1, y1, x2, y2],
-``position_source``, then ``position_error_m`` and ``position_note`` (camera) or
-``position_reason`` (pixel), and ``camera`` (lon, lat, altitude, the drone's attitude and the
+``position_source``, then ``position_error_m``, ``position_note`` and ``position_quality``
+(``"oblique"``: the photo looked further from straight down than ``--max-off-nadir``) (camera) or
+``position_reason`` (pixel), ``ground_size_m`` [w, h] where the ground sample distance is known
+and ``size_plausible`` where the size filter judged it, and ``camera`` (lon, lat, altitude, the drone's attitude and the
 model's focal length and height above ground, as known) for photos with EXIF GPS. One feature
 per line, in input order.
 """
@@ -45,8 +47,8 @@ from typing import Any, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
-from sspnet_cli.geo.positions import Positions, positions_of
 from sspnet_cli.atomic import atomic_write
+from sspnet_cli.geo.positions import Positions, positions_of
 from sspnet_cli.outputs.values import (
     ERROR_DECIMALS,
     LONLAT_DECIMALS,
@@ -57,6 +59,7 @@ from sspnet_cli.outputs.values import (
     label_name,
     plain_json,
     rounded,
+    size_properties,
 )
 from sspnet_cli.types import ImageResult
 
@@ -116,8 +119,11 @@ def _features(result: ImageResult, positions: Positions) -> Iterator[dict[str, A
                 properties["position_error_m"] = rounded(positions.error_m[i], ERROR_DECIMALS)
             if positions.note:
                 properties["position_note"] = positions.note
+            if positions.quality:
+                properties["position_quality"] = positions.quality
         else:
             properties["position_reason"] = positions.reason_for(i)
+        properties.update(size_properties(positions, i))
         if camera is not None:
             properties["camera"] = camera
         yield {"type": "Feature", "geometry": geometry, "properties": properties}

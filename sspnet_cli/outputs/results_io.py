@@ -36,7 +36,7 @@ from sspnet_cli.outputs.values import LABEL_NAMES
 from sspnet_cli.types import Detections, ImageResult
 
 PathLike = Union[str, Path]
-READ_SUFFIXES = (".json", ".geojson", ".csv")
+READ_SUFFIXES = (".json", ".geojson", ".csv", ".gpx", ".kml")
 # bad records named one by one before the rest are counted in one line
 _MAX_RECORD_WARNINGS = 5
 
@@ -107,7 +107,7 @@ def _to_result(im: _Image) -> ImageResult:
 def read_results(path: PathLike) -> ReadResults:
     """Read a ``detect`` output; the format follows the suffix (case-insensitive)."""
     suffix = Path(path).suffix.lower()
-    readers = {".json": _read_coco, ".geojson": _read_geojson, ".csv": _read_csv}
+    readers = {".json": _read_coco, ".geojson": _read_geojson, ".csv": _read_csv, ".gpx": _read_waypoints, ".kml": _read_waypoints}
     if suffix not in readers:
         raise InputError(path, f"unknown results format {suffix or '(no suffix)'!r}; use one of {', '.join(READ_SUFFIXES)}")
     if not Path(path).is_file():
@@ -270,6 +270,32 @@ def _record_problem(name: Any, box: Optional[list], score: Optional[float], labe
 
 
 # -- CSV ---------------------------------------------------------------------------------
+
+
+def _read_waypoints(path: PathLike) -> ReadResults:
+    """A GPX or KML file of ours: every waypoint with its image and pixel box (extensions /
+    ExtendedData); positions are the waypoints' own points. Frames without detections, and
+    detections without a map position, are not in such a file."""
+    from sspnet_cli.outputs.waypoints import read_waypoints
+
+    try:
+        points = read_waypoints(path)
+    except (OSError, ValueError, TypeError) as exc:
+        raise InputError(path, f"is not a GPX or KML file of sspnet ({type(exc).__name__})") from None
+    out = _Collector(path)
+    for i, p in enumerate(points):
+        box = p.get("pixel_bbox")
+        problem = _record_problem(p.get("image"), box, p.get("score"), _label(p.get("label", "person")))
+        if problem:
+            out.reject(f"waypoint #{i + 1}", problem)
+            continue
+        image = out.image(p["image"])
+        image.boxes.append(box)
+        image.scores.append(p["score"])
+        image.labels.append(_label(p.get("label", "person")))  # type: ignore[arg-type]
+        image.rings.append(None)
+        image.centres.append((p["lon"], p["lat"]))
+    return out.finish({})
 
 
 def _read_csv(path: PathLike) -> ReadResults:

@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from sspnet_cli.types import ImageResult
+from sspnet_cli.types import ImageResult, Positions
 
 PIXEL_DECIMALS = 2
 LONLAT_DECIMALS = 8
@@ -95,3 +95,19 @@ def plain_json(value: Any) -> Any:
     if isinstance(value, np.integer):
         return int(value)
     return str(value)
+
+
+SIZE_DECIMALS = 2
+
+
+def size_properties(positions: Positions, i: int) -> dict[str, Any]:
+    """``ground_size_m`` [w, h] (metres) of detection ``i`` where known, and ``size_plausible``
+    where the size filter judged it."""
+    out: dict[str, Any] = {}
+    if positions.sizes_m is not None:
+        w, h = (float(v) for v in positions.sizes_m[i])
+        if math.isfinite(w) and math.isfinite(h):
+            out["ground_size_m"] = [rounded(w, SIZE_DECIMALS), rounded(h, SIZE_DECIMALS)]
+            if positions.plausible is not None:
+                out["size_plausible"] = bool(positions.plausible[i])
+    return out

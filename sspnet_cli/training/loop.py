@@ -28,6 +28,7 @@ from torch import nn
 from sspnet_cli import __version__
 from sspnet_cli.config import ModelConfig, TrainConfig
 from sspnet_cli.data import open_dataset, training_patches
+from sspnet_cli.data.augment import ShiftScaleRotate, TrainAugment
 from sspnet_cli.data.training_set import PatchDataset, collate
 from sspnet_cli.errors import SSPNetError
 from sspnet_cli.model.anchors import kmeans_anchors
@@ -213,7 +214,10 @@ class Trainer:
         self.patches = training_patches(self.train_set.images, self.cfg.tile, self.cfg.overlap, skip_empty=self.cfg.skip_empty_patches)
         if not self.patches:
             raise SSPNetError(f"{self.data}: no training patch holds a person")
-        self.dataset = PatchDataset(self.train_set, self.patches, augment=self.cfg.augment, seed=self.cfg.seed)
+        augment: Any = self.cfg.augment
+        if augment:
+            augment = TrainAugment(shift_scale_rotate=ShiftScaleRotate(rotate_limit=self.cfg.rotate_limit))
+        self.dataset = PatchDataset(self.train_set, self.patches, augment=augment, seed=self.cfg.seed)
         per_step = self.cfg.batch_size * self.ctx.world_size
         self.iters_per_epoch = max(len(self.patches) // per_step, 1)
         self.total_steps = self.iters_per_epoch * self.cfg.epochs

@@ -36,6 +36,7 @@ from sspnet_cli.geo.transform import check_source_georef
 from sspnet_cli.atomic import atomic_write
 from sspnet_cli.config import REPORT_MAX, REPORT_THR
 from sspnet_cli.outputs.heatmap import save_heatmaps
+from sspnet_cli.outputs.values import size_properties
 from sspnet_cli.outputs.overlay import DEFAULT_MAX_SIDE, draw_boxes
 from sspnet_cli.outputs.report.assets import write_assets
 from sspnet_cli.outputs.report.crops import encode_jpeg, render_crop
@@ -111,7 +112,14 @@ def _with_source_facts(result: ImageResult, source: ImageSource) -> ImageResult:
 
 
 def _place(entries: list[Entry], positions: Positions) -> bool:
-    """Fill the entries' lon/lat from ``positions``; True when the frame has map positions."""
+    """Fill the entries' lon/lat (and ground size, size verdict, position quality) from
+    ``positions``; True when the frame has map positions."""
+    for entry in entries:
+        size = size_properties(positions, entry.index)
+        if "ground_size_m" in size:
+            entry.size_m = tuple(size["ground_size_m"])  # type: ignore[assignment]
+            entry.plausible = size.get("size_plausible")
+        entry.quality = positions.quality
     if positions.source == "pixel" or positions.centres is None:
         return False
     for entry in entries:

@@ -214,7 +214,19 @@ def _position(entry: Entry) -> tuple[str, str, str]:
         text += f" (about {entry.error_m:.0f} m)"
     if entry.position_source:
         text += f" from the {entry.position_source}"
+    if entry.quality:
+        text += f", {entry.quality} view"
     return text, f"{lon:.8f}", f"{lat:.8f}"
+
+
+def _size(entry: Entry) -> str:
+    """The box's ground size, and a warning badge when no person has that size."""
+    if entry.size_m is None:
+        return ""
+    text = f"<span class=\"size\">{entry.size_m[0]:.1f} x {entry.size_m[1]:.1f} m</span>"
+    if entry.plausible is False:
+        text += "<span class=\"implausible\" title=\"outside the person-size range (--person-size)\">size implausible</span>"
+    return text
 
 
 def _entry(entry: Entry) -> str:
@@ -235,7 +247,7 @@ def _entry(entry: Entry) -> str:
         f"<div class=\"info\"><span class=\"score {score_class(entry.score)}\">{entry.score:.2f}</span> "
         f"<span class=\"rank\">#{entry.rank}</span>"
         f"{_name(entry.image)}<span class=\"box\">{escape(_box_text(entry.box))}</span>"
-        f"{where_html}</div>"
+        f"{where_html}{_size(entry)}</div>"
         "<div class=\"decide\"><button type=\"button\" data-set=\"confirmed\" title=\"a person (key c)\">&#10003; person</button>"
         "<button type=\"button\" data-set=\"rejected\" title=\"not a person (key x)\">&#10007; reject</button></div></li>"
     )
@@ -264,6 +276,7 @@ def _review(data: PageData) -> str:
         "<option value=\"confirmed\">persons</option><option value=\"rejected\">not persons</option></select></label>"
         "<span id=\"counts\" class=\"counts\"></span>"
         "<button type=\"button\" id=\"export\">Export decisions (CSV)</button>"
+        "<button type=\"button\" id=\"export-gpx\" title=\"waypoints of the detections confirmed as persons, for a handheld\">Export confirmed (GPX)</button>"
         "<span id=\"storage-note\" class=\"storage-note\" hidden>This browser does not keep decisions "
         "for pages opened from disk: export before closing.</span></div>"
     )
@@ -282,7 +295,7 @@ def _nav(data: PageData) -> str:
 
 def render_page(data: PageData) -> str:
     """The whole ``index.html``."""
-    config = json.dumps({"id": data.report_id, "csv": "sspnet-decisions.csv"}).replace("<", "\\u003c")
+    config = json.dumps({"id": data.report_id, "csv": "sspnet-decisions.csv", "gpx": "sspnet-confirmed.gpx"}).replace("<", "\\u003c")
     sel = data.selection
     listed = _count(len(sel.entries), "detection")
     # a page cut by the limit says so in its title: "2,000 of 2,002 detections"

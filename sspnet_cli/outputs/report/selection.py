@@ -33,6 +33,9 @@ class Entry:
     position_source: Optional[str] = None
     error_m: Optional[float] = None
     crop: Optional[str] = None  # path of the crop inside the report, when the image was readable
+    size_m: Optional[tuple[float, float]] = None  # the box's size on the ground, where known
+    plausible: Optional[bool] = None  # the size filter's verdict (None: not judged)
+    quality: Optional[str] = None  # "oblique" for a far-off-nadir photo
     overlay: Optional[str] = None  # path of its image's overlay inside the report
 
 

@@ -114,16 +114,51 @@
     return lines.join("\r\n") + "\r\n";
   }
 
-  function exportCsv() {
-    // the byte-order mark lets spreadsheet programs read non-ASCII image names as UTF-8
-    var blob = new Blob(["\ufeff" + csvText()], { type: "text/csv;charset=utf-8" });
+  function xmlText(text) {
+    return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+  }
+
+  // GPX 1.1 waypoints of the detections confirmed as persons that have a map position: the
+  // triage decision straight to a handheld (positions are the results' box-centre ground points)
+  function gpxText() {
+    // the GPX namespace is a name, never fetched (the page loads nothing from the network)
+    var ns = "http:" + "//www.topografix.com/GPX/1/1";
+    var lines = ['<?xml version="1.0" encoding="UTF-8"?>',
+      '<gpx xmlns="' + ns + '" version="1.1" creator="sspnet review report">',
+      "  <metadata><name>persons confirmed in the sspnet review</name></metadata>"];
+    entries.forEach(function (el) {
+      if (decisionOf(el) !== "confirmed" || el.dataset.lon === "" || el.dataset.lat === "") {
+        return;
+      }
+      var box = el.dataset.box.split(",");
+      lines.push('  <wpt lat="' + el.dataset.lat + '" lon="' + el.dataset.lon + '">');
+      lines.push("    <name>" + xmlText("#" + el.id.slice(1) + " " + Number(el.dataset.score).toFixed(2)) + "</name>");
+      lines.push("    <desc>" + xmlText(el.dataset.image + "; pixel box [" + box.join(", ") + "]; confirmed in review") + "</desc>");
+      lines.push("    <type>person</type>");
+      lines.push("  </wpt>");
+    });
+    lines.push("</gpx>");
+    return lines.join("\n") + "\n";
+  }
+
+  function download(text, type, name) {
+    var blob = new Blob([text], { type: type });
     var link = document.createElement("a");
     link.href = URL.createObjectURL(blob);
-    link.download = config.csv;
+    link.download = name;
     document.body.appendChild(link);
     link.click();
     link.remove();
     setTimeout(function () { URL.revokeObjectURL(link.href); }, 10000);
+  }
+
+  function exportCsv() {
+    // the byte-order mark lets spreadsheet programs read non-ASCII image names as UTF-8
+    download("\ufeff" + csvText(), "text/csv;charset=utf-8", config.csv);
+  }
+
+  function exportGpx() {
+    download(gpxText(), "application/gpx+xml", config.gpx);
   }
 
   document.addEventListener("keydown", function (event) {
@@ -169,11 +204,12 @@
   });
 
   document.getElementById("export").addEventListener("click", exportCsv);
+  document.getElementById("export-gpx").addEventListener("click", exportGpx);
 
   entries.forEach(paint);
   updateCounts();
   save();
 
   // for scripts and tests driving the page
-  window.sspnetReport = { csv: csvText, decisions: function () { return JSON.parse(JSON.stringify(decisions)); } };
+  window.sspnetReport = { csv: csvText, gpx: gpxText, decisions: function () { return JSON.parse(JSON.stringify(decisions)); } };
 })();
