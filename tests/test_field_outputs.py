@@ -168,3 +168,17 @@ def test_coverage_of_two_overlapping_nadir_photos(tmp_path):
     assert kinds.count("frame") == 2 and kinds.count("pod_band") == 2
     write_coverage(tmp_path / "c.kml", lower)
     assert ET.parse(tmp_path / "c.kml").getroot().tag.endswith("kml")
+
+
+def test_the_report_overview_draws_the_pod_bands(tmp_path):
+    from pyproj import Geod
+
+    from sspnet_cli.geo.coverage import coverage
+    from sspnet_cli.outputs.report import write_report
+
+    east = Geod(ellps="WGS84").fwd(NADIR["lon"], NADIR["lat"], 90.0, 40.0)
+    photos = [nadir_photo([[10, 10, 20, 30]]), nadir_photo([[10, 10, 20, 30]], dict(NADIR, lon=east[0], lat=east[1]), "DJI_0101.JPG")]
+    cov = coverage(photos, [dict(r, recall=0.6) for r in TABLE])
+    write_report(tmp_path / "rep", photos, {}, 0.3, 100, coverage_bands=cov.bands, open_image=lambda r: (_ for _ in ()).throw(OSError("no pixels")))
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert 'class="pod-high"' in page and 'class="pod-medium"' in page and "ha</title>" in page

@@ -273,10 +273,12 @@ class DetectJob:
         if self.save_vis is not None:
             save_overlays(self.save_vis, results)
         if self.report_dir is not None:
+            bands = summary.coverage.bands if summary.coverage is not None else ()
             summary.report = write_report(
                 self.report_dir, results, {**meta, "results": str(self.out), "seconds": summary.seconds, "device": str(detector.device)},
                 self.report_thr, self.report_max, heatmaps=self.options.heatmaps,  # asked: the page says when there are none
                 failures=[(f.image, f.problem) for f in summary.failures + [Failure(i, p) for i, p in summary.skipped]],
+                coverage_bands=bands,
             )
             summary.notes += summary.report.warnings
         if self.parts.is_dir():

@@ -41,7 +41,7 @@ from sspnet_cli.outputs.overlay import DEFAULT_MAX_SIDE, draw_boxes
 from sspnet_cli.outputs.report.assets import write_assets
 from sspnet_cli.outputs.report.crops import encode_jpeg, render_crop
 from sspnet_cli.outputs.report.folder import building
-from sspnet_cli.outputs.report.overview import Footprint, MapPoint, group_sites, overview_svg, raster_footprint
+from sspnet_cli.outputs.report.overview import Footprint, MapPoint, band_rings, group_sites, overview_svg, raster_footprint
 from sspnet_cli.outputs.report.page import ImageCard, PageData, render_page
 from sspnet_cli.outputs.report.selection import Entry, select_entries
 from sspnet_cli.outputs.values import detection_arrays
@@ -177,6 +177,7 @@ def write_report(
     failures: Sequence[tuple[str, str]] = (),
     notes: Sequence[str] = (),
     open_image: Optional[ImageOpener] = None,
+    coverage_bands: Sequence[dict[str, Any]] = (),
 ) -> ReportSummary:
     """Write a self-contained review report of ``results`` into the folder ``out_dir``.
 
@@ -187,6 +188,7 @@ def write_report(
     frame's ``result.attention`` (the page says when there is none). ``failures`` are
     (input, problem) pairs of inputs that failed; ``notes`` are lines for the summary.
     ``open_image`` opens a result's frame (default: :func:`open_source` of ``result.image``).
+    ``coverage_bands`` (the POD bands of ``detect --coverage``) are drawn under the overview map.
 
     The folder is replaced whole at the end (see :mod:`~sspnet_cli.outputs.report.folder`);
     frames that cannot be opened only lose their pictures, and are named in ``warnings``.
@@ -246,7 +248,7 @@ def write_report(
             report_id=_report_id(results),
             selection=selection,
             images=cards,
-            map_svgs=[svg for fps, pts in group_sites(footprints, points) if (svg := overview_svg(fps, pts))],
+            map_svgs=[svg for fps, pts in group_sites(footprints, points) if (svg := overview_svg(fps, pts, band_rings(coverage_bands)))],
             meta=meta,
             failures=list(failures),
             notes=list(notes) + warnings,

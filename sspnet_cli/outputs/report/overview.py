@@ -135,9 +135,21 @@ def _distances_m(lonlat_rad: np.ndarray, origin_rad: np.ndarray) -> np.ndarray:
     return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
-def overview_svg(footprints: Sequence[Footprint], points: Sequence[MapPoint]) -> Optional[str]:
-    """An ``<svg>`` element drawing ``footprints`` and ``points``, or None when there is nothing
-    with a position to draw."""
+def band_rings(bands: Sequence[dict]) -> list[tuple[str, float, list[np.ndarray]]]:
+    """``(name, area_ha, rings)`` of the coverage's POD bands (GeoJSON geometries, lon/lat)."""
+    out = []
+    for band in bands:
+        geom = band["geometry"]
+        polygons = geom["coordinates"] if geom["type"] == "MultiPolygon" else [geom["coordinates"]]
+        out.append((band["name"], float(band["area_ha"]), [np.asarray(r, dtype=np.float64) for poly in polygons for r in poly]))
+    return out
+
+
+def overview_svg(
+    footprints: Sequence[Footprint], points: Sequence[MapPoint], bands: Sequence[tuple[str, float, list[np.ndarray]]] = ()
+) -> Optional[str]:
+    """An ``<svg>`` element drawing ``footprints`` and ``points`` (over the POD ``bands`` of a
+    coverage, where given), or None when there is nothing with a position to draw."""
     lonlat = [fp.ring for fp in footprints] + [np.array([[p.lon, p.lat]]) for p in points]
     if not lonlat:
         return None
@@ -166,6 +178,13 @@ def overview_svg(footprints: Sequence[Footprint], points: Sequence[MapPoint]) ->
         f'<svg class="map" viewBox="0 0 {WIDTH_PX} {height}" width="{WIDTH_PX}" height="{height}" role="img" '
         f'aria-label="Map of frame footprints and detections">'
     ]
+    if bands:
+        # the probability-of-detection bands under everything: where to fly again
+        parts.append('<g class="pod">')
+        for name, area, rings in bands:
+            d = " ".join("M" + " L".join(f"{_fmt(x)},{_fmt(y)}" for x, y in to_px(r)) + " Z" for r in rings)
+            parts.append(f'<path class="pod-{escape(name)}" fill-rule="evenodd" d="{d}"><title>POD {escape(name)}: {area:.2f} ha</title></path>')
+        parts.append("</g>")
     parts.append('<g class="footprints">')
     for fp in footprints:
         pts = " ".join(f"{_fmt(x)},{_fmt(y)}" for x, y in to_px(fp.ring))
