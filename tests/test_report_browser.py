@@ -58,7 +58,13 @@ class Tab:
         self.page.on("requestfailed", lambda r: self.errors.append(f"requestfailed {r.url}"))
         self.page.on("request", lambda r: self.requests.append(r.url))
         self.page.goto(index.resolve().as_uri())
+        self.settle()
+
+    def settle(self) -> None:
+        """Wait for the lazy images too: they start after "load", and a reload or close while
+        they are in flight aborts them (reported as failed requests)."""
         self.page.wait_for_load_state("load")
+        self.page.wait_for_load_state("networkidle")
 
     def current(self) -> str | None:
         return self.page.evaluate("document.querySelector('li.det.current')?.id ?? null")
@@ -132,7 +138,7 @@ def test_decisions_survive_a_reload(report, open_tab):
     tab = open_tab(report)
     tab.press("j", "c", "j", "j", "x")
     tab.page.reload()
-    tab.page.wait_for_load_state("load")
+    tab.settle()
     assert [tab.decision(f"d{i}") for i in (1, 2, 3)] == ["confirmed", "undecided", "rejected"]
     assert tab.errors == []
 
