@@ -61,6 +61,8 @@ def evaluate(
     for warning in result.warnings[:10]:
         say(f"warning: {warning}")
     _print_tables(result, name)
+    if gt is None and report.recall_by_size:
+        _print_recall(report.recall_by_size)
     if out is not None:
         from sspnet_cli.atomic import atomic_write
 
@@ -101,6 +103,19 @@ def _print_tables(result: Any, name: str) -> None:
         f"{result.num_images} images, {result.num_gt} ground-truth boxes, {result.num_detections} detections; "
         f"AP50 all {format_value(result.metrics.get('AP50_all'))}, MR50 all {format_value(result.metrics.get('MR50_all'))}"
     )
+
+
+def _print_recall(rows: list[dict[str, float]]) -> None:
+    from rich.table import Table as RichTable
+
+    table = RichTable(title="Recall by person size (score >= 0.3, IoU 0.25; what detect --coverage uses)")
+    for header in ("size, px", "people", "found", "recall %"):
+        table.add_column(header, justify="left" if header.startswith("size") else "right")
+    for row in rows:
+        high = "" if row["max_px"] >= 1e8 else f"{row['max_px']:g}"
+        table.add_row(f"{row['min_px']:g}-{high}" if high else f">= {row['min_px']:g}", str(int(row["people"])), str(int(row["found"])),
+                      f"{100 * row['recall']:.1f}" if row["people"] else "-")
+    out_console.print(table)
 
 
 def _rich(table: Any) -> Any:

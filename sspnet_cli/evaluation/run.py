@@ -15,6 +15,7 @@ from torch import nn
 
 from sspnet_cli.data import Dataset
 from sspnet_cli.evaluation.detections_io import load_ground_truth
+from sspnet_cli.evaluation.recall_by_size import recall_by_size
 from sspnet_cli.evaluation.tinyperson import EvalResult, evaluate_tinyperson
 from sspnet_cli.inference.engine import Detector, Failure, RunStats
 from sspnet_cli.types import ImageResult
@@ -33,6 +34,8 @@ class EvalReport:
     stats: RunStats = field(default_factory=RunStats)
     dataset: Optional[Dataset] = None
     weights: Optional[Path] = None  # the checkpoint evaluated (None: an in-memory model)
+    #: recall by person size at detect's default score threshold (0.3), IoU 0.25; see recall_by_size.py
+    recall_by_size: list[dict[str, float]] = field(default_factory=list)
 
 
 def detection_records(results: list[ImageResult], image_ids: dict[str, int]) -> list[dict[str, Any]]:
@@ -76,8 +79,10 @@ def evaluate_detector(
     for item in detector.run([im.path for im in dataset.images], on_tiles=on_tiles, on_frame=on_frame, stats=stats):
         (failures if isinstance(item, Failure) else results).append(item)  # type: ignore[arg-type]
     done = {ids[r.image] for r in results}
-    result = evaluate_tinyperson(ground_truth(dataset, done), detection_records(results, ids))
-    return EvalReport(result, results, failures, stats, dataset, detector.weights)
+    gt = ground_truth(dataset, done)
+    records = detection_records(results, ids)
+    result = evaluate_tinyperson(gt, records)
+    return EvalReport(result, results, failures, stats, dataset, detector.weights, recall_by_size(gt, records))
 
 
 def evaluate_model(model: nn.Module, dataset: Dataset, device: Union[str, torch.device] = "cpu") -> dict[str, Any]:
