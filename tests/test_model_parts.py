@@ -119,3 +119,33 @@ def test_the_cam_norm_is_batchnorm_or_groupnorm_and_checkpoints_keep_it(tmp_path
     assert loaded.cfg.neck_norm == "gn" and norms(loaded) == {"GroupNorm"}
     with pytest.raises(SSPNetError, match="unknown neck norm"):
         ModelConfig(neck_norm="ln").validate()
+
+
+def test_folding_batchnorm_gives_the_same_detections():
+    import copy
+
+    from sspnet_cli.config import ModelConfig, RoIConfig
+    from sspnet_cli.model.build import build_from_config
+    from sspnet_cli.model.fold import fold_batchnorm
+
+    torch.manual_seed(0)
+    model = build_from_config(ModelConfig(backbone="mobilenet_v2", backbone_norm="bn", frozen_stages=0, neck_channels=32, roi=RoIConfig(fc_dim=64))).eval()
+    with torch.no_grad():  # an untrained head that still reports boxes
+        model.roi_heads.cls_score.bias.copy_(torch.tensor([-2.0, 2.0]))
+    for m in model.modules():  # non-trivial statistics, or the fold is an identity
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    folded = copy.deepcopy(model)
+    assert fold_batchnorm(folded) > 0
+    assert not any(type(m) is torch.nn.BatchNorm2d for m in folded.modules())
+    x = torch.rand(1, 3, 128, 160)
+    with torch.no_grad():
+        (a,), _ = model.predict(x, scales=(1.0,), with_attention=False)
+        (b,), _ = folded.predict(x, scales=(1.0,), with_attention=False)
+    assert len(a["boxes"]) == len(b["boxes"]) > 0
+    assert torch.allclose(a["boxes"], b["boxes"], atol=0.05) and torch.allclose(a["scores"], b["scores"], atol=1e-4)
+    with pytest.raises(ValueError):
+        fold_batchnorm(copy.deepcopy(model).train())

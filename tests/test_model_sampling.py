@@ -102,3 +102,19 @@ def test_soft_nms_hand_computed():
     # box 1 overlaps box 0 by IoU 0.5 -> 0.8 * (1 - 0.5) = 0.4; box 2 untouched
     assert idx.tolist() == [0, 1, 2]
     assert torch.allclose(sc, torch.tensor([0.9, 0.4, 0.3]))
+
+
+def test_soft_nms_cpu_numpy_path_equals_the_batched_loop_exactly():
+    from sspnet_cli.model.soft_nms import _soft_nms_batched
+
+    g = torch.Generator().manual_seed(7)
+    boxes, scores = [], []
+    for n in (400, 0, 3, 250):  # dense clusters: many decays, ties after decay
+        xy = torch.rand(n, 2, generator=g) * 60
+        boxes.append(torch.cat([xy, xy + 3 + torch.rand(n, 2, generator=g) * 12], 1))
+        scores.append(torch.rand(n, generator=g).round(decimals=2))  # repeated scores: tie-breaks matter
+    for cap in (500, 40):
+        fast = soft_nms(boxes, scores, 0.3, 0.05, cap)
+        loop = _soft_nms_batched(boxes, scores, 0.3, 0.05, cap)
+        for (i1, s1), (i2, s2) in zip(fast, loop):
+            assert torch.equal(i1, i2) and torch.equal(s1, s2)

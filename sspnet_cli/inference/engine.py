@@ -28,6 +28,7 @@ from sspnet_cli.geo.transform import check_source_georef
 from sspnet_cli.imagery.tiling import window_grid
 from sspnet_cli.inference.weights import resolve_weights
 from sspnet_cli.model.checkpoint import load_model
+from sspnet_cli.model.fold import fold_batchnorm
 from sspnet_cli.types import Detections, ImageResult, Window
 
 # Measured on a 2-core CPU: batching tiles makes CPU inference slower, so CPUs take one tile per
@@ -211,6 +212,8 @@ class Detector:
             model, self.meta = _onnx_model(self.weights)
         else:
             model, self.meta = load_model(self.weights, self.device)
+            # this copy is never trained or saved; folding saves the BatchNorm pass (benchmarks/README.md)
+            fold_batchnorm(model)
         self._setup(model, replace(options, **settings) if options is not None else DetectOptions(**settings))
 
     @classmethod
@@ -384,7 +387,7 @@ class Detector:
             return torch.autocast("cuda", dtype=torch.float16)
         return contextlib.nullcontext()
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _run_batch(self, batch: list, active: dict[int, _Unit], on_tiles: Optional[Callable[[int], None]]) -> None:
         tensor = torch.stack([t[2] for t in batch])
         with self._autocast():
