@@ -35,6 +35,10 @@ from sspnet_cli.types import Detections, ImageResult, Window
 # forward; on CUDA a batch keeps the GPU busy (benchmarks/bench_detect.py).
 CPU_BATCH = 1
 CUDA_BATCH = 8
+#: items the reader thread may have ready ahead of the model: one band of a 20,000 px wide raster
+#: is 31 MB, and each item queued keeps one alive; one ahead already overlaps all reading with
+#: the model (the next photo is decoded, or the next band read, while this one's tiles run)
+READ_AHEAD = 1
 
 
 @dataclass(frozen=True)
@@ -295,7 +299,7 @@ class Detector:
         finished: dict[int, Union[UnitResult, Failure]] = {}
         next_out = 0
         pending: list[tuple[int, int, torch.Tensor, Optional[torch.Tensor]]] = []
-        reader = background(self._read(units), depth=3)
+        reader = background(self._read(units), depth=READ_AHEAD)
         try:
             for item in reader:
                 kind, seq = item[0], item[1]
