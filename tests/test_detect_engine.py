@@ -1,5 +1,6 @@
 """The tiled detection engine with a deterministic stand-in model: tiles, batches, merge,
 padding, nodata, georeferencing, failures and order."""
+import sys
 from pathlib import Path
 
 import cv2
@@ -124,3 +125,13 @@ def test_missing_default_weights_give_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SSPNetError, match="no trained default model"):
         Detector(None, device="cpu")
+
+
+def test_large_buffers_go_back_to_the_system_on_glibc():
+    import platform
+
+    from sspnet_cli.inference import heap
+
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc only")
+    assert heap.return_large_buffers() and heap.return_large_buffers()  # set once, idempotent

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -175,9 +176,18 @@ def test_ctrl_c_stops_cleanly_and_writes_nothing(tmp_path, weights):
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen([sys.executable, "-m", "sspnet_cli", "detect", str(frames), "--weights", str(weights), "--out", str(out), "--device", "cpu"],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(8)
+    # interrupt mid-run: once the first plain progress line says tiles are done (a fixed sleep
+    # could land in the interpreter's start-up on a loaded machine)
+    lines: list[str] = []
+    pump = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    pump.start()
+    deadline = time.monotonic() + 180
+    while proc.poll() is None and time.monotonic() < deadline and not any("tiles" in line for line in list(lines)):
+        time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    proc.wait(timeout=60)
+    pump.join(timeout=10)
+    err = "".join(lines)
     assert proc.returncode == 130, err[-1000:]
     assert "interrupted" in err and "Traceback" not in err
     assert not out.exists() and not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())

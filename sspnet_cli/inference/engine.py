@@ -27,6 +27,7 @@ from sspnet_cli.imagery.sources import ImageSource, array_source, open_source
 from sspnet_cli.geo.transform import check_source_georef
 from sspnet_cli.imagery.tiling import window_grid
 from sspnet_cli.inference.weights import resolve_weights
+from sspnet_cli.inference.heap import return_large_buffers
 from sspnet_cli.model.checkpoint import load_model
 from sspnet_cli.model.fold import fold_batchnorm
 from sspnet_cli.types import Detections, ImageResult, Window
@@ -294,6 +295,7 @@ class Detector:
         """Per-tile detections of each unit, in the order the units are given (a
         :class:`Failure` for a unit whose image cannot be read). Batches span units."""
         stats = stats if stats is not None else RunStats()
+        return_large_buffers()  # freed bands go back to the system (heap.py)
         start = time.perf_counter()
         active: dict[int, _Unit] = {}
         finished: dict[int, Union[UnitResult, Failure]] = {}

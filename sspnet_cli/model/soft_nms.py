@@ -79,9 +79,9 @@ def _soft_nms_numpy(boxes: Tensor, scores: Tensor, iou_threshold: float, min_sco
     """One image's soft-NMS on the CPU: the loop of :func:`soft_nms`, step for step."""
     if boxes.shape[0] == 0:
         return torch.zeros((0,), dtype=torch.long), torch.zeros((0,))
-    b = boxes.float()
+    b = boxes.detach().float()
     iou = box_iou(b, b).numpy()
-    s = scores.float().numpy().copy()
+    s = scores.detach().float().numpy().copy()
     floor = np.float32(min_score)
     alive = s >= floor
     one = np.float32(1.0)
