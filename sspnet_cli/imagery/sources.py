@@ -390,7 +390,7 @@ class DecodedImageSource(InMemorySource):
 #: GDAL's block cache, in MB, unless the user sets GDAL_CACHEMAX: GDAL's own default (5 % of RAM)
 #: fills up as bands of a huge raster stream past. Each band is read once, so the cache only has to
 #: hold the blocks of one band for the rows the next band shares with it: a 512-row band of a
-#: 20,000 px wide RGB raster in 512 px blocks touches two block rows, 62 MB. 64 MB took 162 MB off
+#: 20,000 px wide RGB raster in 512 px blocks touches two block rows, 62 MB. 64 MB took 158 MiB off
 #: the peak of a 20,000 x 2,500 run against 256 MB (benchmarks/results/rss_cpu.json).
 GDAL_CACHE_MB = 64
 

@@ -5,8 +5,8 @@ and unmaps it when freed, but it raises that threshold to the size of each such 
 (up to 32 MB): after the first band of a wide raster (31 MB at 20,000 px) is freed, later bands
 come from the heap, whose freed pages stay with the process. Fixing the threshold keeps every band
 and tile buffer in its own mapping, returned on free. Measured on a 20,000 x 2,500 GeoTIFF (the
-same threshold set by glibc's MALLOC_MMAP_THRESHOLD_ variable): peak resident memory 1,258 MB ->
-1,091 MB (benchmarks/results/rss_cpu.json). Elsewhere than glibc this does nothing.
+same threshold set by glibc's MALLOC_MMAP_THRESHOLD_ variable): peak resident memory 1,229 MiB ->
+1,065 MiB (benchmarks/results/rss_cpu.json). Elsewhere than glibc this does nothing.
 """
 from __future__ import annotations
 
