@@ -13,12 +13,15 @@ use the shipped default model (or ``--weights``), 640x512 slices with 30 px over
   ``perform_standard_pred=False`` (sspnet runs no whole-frame pass either), ``postprocess_type
   ="NMS"``, ``postprocess_match_metric="IOU"``, then the COCO predictions written to JSON.
 - sspnet: ``sspnet_cli.api.detect`` end to end (decode, tile, model, merge, write a GeoJSON),
-  in the same process, the model loaded once outside the timing as SAHI's is.
+  in the same process, loading its model inside the timing (SAHI's is loaded once, outside);
+  and the same with the dense part in ONNX Runtime (``detect --backend onnxruntime`` on an
+  export made once, outside the timing, as ``sspnet export`` makes it) where onnxruntime is
+  installed.
 
 Frames: the three samples (640x640), a 20-megapixel frame (5472x3648, the samples tiled and
 mirrored) and the large PNG of ``../shared/data/geo`` (skipped without it). Each side runs each
-set ``--repeats`` times after a warm-up; the minimum counts. Also measured: the time from
-``api.detect``'s call to its first finished tile, and the cold start of the CLI (``sspnet detect``
+set ``--repeats`` times, after one warm-up frame each; the minimum counts. Also measured: the
+time from ``api.detect``'s call to its first finished tile, and the cold start of the CLI (``sspnet detect``
 on one sample in a fresh process, and ``sspnet --help``).
 """
 from __future__ import annotations
@@ -74,7 +77,6 @@ def megapixels(paths: list[Path]) -> float:
 
 
 def timed(fn, repeats: int) -> tuple[dict, object]:
-    fn()  # warm-up
     seconds, value = [], None
     for _ in range(repeats):
         t = time.perf_counter()
@@ -132,12 +134,21 @@ def main() -> None:
 
     first_tile: list[float] = []
 
-    def run_sspnet(paths: list[Path]) -> int:
+    def run_sspnet(paths: list[Path], model_file: Path = weights) -> int:
         start = time.perf_counter()
         first_tile.clear()
         progress = DetectProgress(on_tiles=lambda n: first_tile.append(time.perf_counter() - start) if not first_tile else None)
-        summary = api.detect(paths, tmp / "sspnet.geojson", weights=weights, device="cpu", progress=progress)
+        summary = api.detect(paths, tmp / "sspnet.geojson", weights=model_file, device="cpu", progress=progress)
         return sum(len(r.detections) for r in summary.results)
+
+    onnx_file = None
+    try:
+        import onnxruntime  # noqa: F401
+
+        onnx_file = tmp / "model.onnx"
+        api.export(onnx_file, weights=weights)  # once, as `sspnet export` would, outside the timing
+    except ImportError:
+        pass
 
     report: dict = {
         "benchmark": "sspnet detect (API, end to end) vs SAHI get_sliced_prediction, same model, 640x512 slices, 30 px overlap, NMS 0.5, score 0.3",
@@ -149,6 +160,10 @@ def main() -> None:
     }
     out_path = Path(args.out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    run_sahi(samples[:1])  # warm-up of every side (allocator, oneDNN kernels, first import)
+    run_sspnet(samples[:1])
+    if onnx_file is not None:
+        run_sspnet(samples[:1], onnx_file)
     for name, paths in sets.items():
         mp = megapixels(paths)
         sahi_t, sahi_n = timed(lambda: run_sahi(paths), args.repeats)
@@ -160,6 +175,13 @@ def main() -> None:
                        "detections": ours_n, "first_tile_s": round(first_tile[0], 3) if first_tile else None},
             "speedup": round(sahi_t["min"] / ours_t["min"], 3),
         }
+        if onnx_file is not None:
+            ort_t, ort_n = timed(lambda: run_sspnet(paths, onnx_file), args.repeats)
+            report["sets"][name]["sspnet_onnxruntime"] = {
+                "seconds": ort_t, "megapixels_per_s": round(mp / ort_t["min"], 4), "frames_per_s": round(len(paths) / ort_t["min"], 4),
+                "detections": ort_n, "first_tile_s": round(first_tile[0], 3) if first_tile else None,
+            }
+            report["sets"][name]["speedup_onnxruntime"] = round(sahi_t["min"] / ort_t["min"], 3)
         print(name, json.dumps(report["sets"][name]), flush=True)
         out_path.write_text(json.dumps(report, indent=2) + "\n")
 

@@ -22,3 +22,18 @@ def shared_dir():
     if not path.is_dir():
         pytest.skip(f"real-data folder not found at {path}: set SSPNET_SHARED_DIR to the folder holding data/tinyperson-rf, data/geo and weights/")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _torch_backend_unless_asked(request, monkeypatch, tmp_path_factory):
+    """In-process tests run ``--backend auto`` on torch (what most of them check); the ONNX
+    tests, marked ``auto_onnx``, get the real default. Exports land in a per-session cache."""
+    from sspnet_cli.inference import engine
+
+    monkeypatch.setenv("SSPNET_CACHE", str(tmp_path_factory.getbasetemp() / "sspnet-cache"))
+    if request.node.get_closest_marker("auto_onnx") is None:
+        monkeypatch.setattr(engine, "AUTO_ONNX_ON_CPU", False)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "auto_onnx: keep detect's real --backend auto (onnxruntime on the CPU)")

@@ -72,3 +72,51 @@ def test_wrong_backend_requests_are_one_line(exported, tmp_path, capsys):
     assert run_cli("export", "--weights", weights, "--out", tmp_path / "m.trt") == 2
     err = capsys.readouterr().err
     assert "--backend onnxruntime" in err and "unknown backend" in err and "*.onnx" in err
+
+
+@pytest.mark.auto_onnx
+def test_auto_runs_a_checkpoint_in_onnxruntime_on_the_cpu_and_keeps_the_export(exported, tmp_path, monkeypatch):
+    import sspnet_cli.inference.onnx as onnx_module
+    from sspnet_cli.inference import engine
+
+    weights, out = exported
+    monkeypatch.setenv("SSPNET_CACHE", str(tmp_path / "cache"))
+    first = Detector(weights, device="cpu", score_thr=0.05)
+    assert first.backend == "onnxruntime"
+    kept = list((tmp_path / "cache" / "onnx").glob("*/model.onnx"))
+    assert len(kept) == 1 and kept[0].with_suffix(".json").is_file() and kept[0].with_suffix(".rcnn.onnx").is_file()
+    assert not [p for p in (tmp_path / "cache" / "onnx").iterdir() if p.name.startswith(".export-")]  # no staging left
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("the kept export should have been used")
+
+    monkeypatch.setattr(onnx_module, "export_onnx", no_export)
+    again = Detector(weights, device="cpu", score_thr=0.05)
+    assert again.backend == "onnxruntime"
+    a, b = first.detect(SAMPLE).detections, again.detect(SAMPLE).detections
+    explicit = Detector(out, device="cpu", score_thr=0.05).detect(SAMPLE).detections
+    assert torch.equal(a.boxes, b.boxes) and torch.equal(a.boxes, explicit.boxes)
+    # torch stays where asked, and on CUDA-less machines without onnxruntime auto means torch
+    assert Detector(weights, device="cpu", backend="torch").backend == "torch"
+    monkeypatch.setattr(engine, "onnxruntime_usable", lambda: False)
+    assert Detector(weights, device="cpu").backend == "torch"
+
+
+@pytest.mark.auto_onnx
+def test_auto_falls_back_to_torch_where_the_export_cannot_be_made(tmp_path, monkeypatch):
+    from sspnet_cli.config import ModelConfig, RoIConfig
+    from sspnet_cli.inference import engine
+    from sspnet_cli.model.build import build_from_config
+    from sspnet_cli.model.checkpoint import save_checkpoint
+
+    cascade = tmp_path / "cascade.pt"
+    cfg = ModelConfig(detector="cascade_rcnn", backbone="resnet18", backbone_norm="bn", frozen_stages=0, neck_channels=32, roi=RoIConfig(fc_dim=64))
+    save_checkpoint(cascade, build_from_config(cfg))
+    monkeypatch.setenv("SSPNET_CACHE", str(tmp_path / "cache"))
+    assert Detector(cascade, device="cpu").backend == "torch"  # only Faster R-CNN checkpoints export
+    # a cache that cannot be written: the export goes to a temporary folder
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("SSPNET_CACHE", str(tmp_path / "file" / "cache"))
+    weights = small_checkpoint(tmp_path)
+    assert Detector(weights, device="cpu").backend == "onnxruntime"
+    assert engine.onnx_cache_dir() == tmp_path / "file" / "cache" / "onnx"

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from sspnet_cli.atomic import check_writable
 from sspnet_cli.errors import SSPNetError
 from sspnet_cli.inference.onnx import export_onnx, onnx_paths
 from sspnet_cli.inference.weights import resolve_weights
@@ -21,6 +22,9 @@ def export(out: PathLike, *, weights: Optional[PathLike] = None, format: str = "
     out = Path(out)
     if out.suffix.lower() != ".onnx":
         raise SSPNetError(f"{out}: an ONNX export is named *.onnx")
-    sidecar = export_onnx(resolve_weights(weights), out, tile)
+    check_writable(out, suffixes=(".onnx",))
+    weights_path = resolve_weights(weights)
+    out.parent.mkdir(parents=True, exist_ok=True)  # as detect does for --out
+    sidecar = export_onnx(weights_path, out, tile)
     sidecar["files"] = [str(p) for p in onnx_paths(out)]
     return sidecar

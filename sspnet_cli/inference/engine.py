@@ -10,6 +10,7 @@ frame and reads the next bands while the model works on the current batch.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -154,6 +155,24 @@ def merge_pieces(pieces: Sequence[UnitResult], nms_iou: float, score_thr: float)
 
 
 BACKENDS = ("auto", "torch", "onnxruntime")
+#: ``auto`` runs a checkpoint on the CPU in onnxruntime where onnxruntime and onnx are installed:
+#: the same detections about twice as fast as torch on a 2-core CPU (benchmarks/README.md). The
+#: export is made once per checkpoint and kept in :func:`onnx_cache_dir`. False: auto means torch.
+AUTO_ONNX_ON_CPU = True
+
+
+def onnxruntime_usable() -> bool:
+    """Whether onnxruntime (to run) and onnx (for torch's exporter) can be imported."""
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
+
+
+def onnx_cache_dir() -> Path:
+    """Where exports of checkpoints for ``--backend onnxruntime`` are kept, one folder per
+    checkpoint sha256: ``$SSPNET_CACHE``, else ``$XDG_CACHE_HOME/sspnet`` or ``~/.cache/sspnet``."""
+    root = os.environ.get("SSPNET_CACHE") or str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sspnet")
+    return Path(root) / "onnx"
 
 
 def choose_backend(backend: str, weights: Path, device: torch.device) -> str:
@@ -162,7 +181,8 @@ def choose_backend(backend: str, weights: Path, device: torch.device) -> str:
         raise SSPNetError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     is_onnx = weights.suffix.lower() == ".onnx"
     if backend == "auto":
-        backend = "onnxruntime" if is_onnx else "torch"
+        on_cpu = AUTO_ONNX_ON_CPU and device.type == "cpu" and onnxruntime_usable()
+        backend = "onnxruntime" if is_onnx or on_cpu else "torch"
     if backend == "torch" and is_onnx:
         raise SSPNetError(f"{weights}: an ONNX export runs on --backend onnxruntime; give the .pt checkpoint for torch")
     if backend == "onnxruntime":
@@ -176,18 +196,45 @@ def choose_backend(backend: str, weights: Path, device: torch.device) -> str:
 
 
 def _onnx_model(weights: Path) -> tuple[nn.Module, dict]:
-    """The onnxruntime model of ``weights``: an export, or a checkpoint exported now into a
+    """The onnxruntime model of ``weights``: an export, or a checkpoint's export from the cache
+    (:func:`onnx_cache_dir`), made there now if missing; where the cache cannot be written, into a
     temporary folder (which onnxruntime no longer needs once its sessions are open)."""
-    from sspnet_cli.inference.onnx import OnnxSSPNet, export_onnx
+    from sspnet_cli.inference.onnx import OnnxSSPNet, export_onnx, read_sidecar
+    from sspnet_cli.model.backbones import sha256_of
 
     if weights.suffix.lower() == ".onnx":
         model = OnnxSSPNet(weights)
-    else:
-        import tempfile
+        return model, dict(model.sidecar["checkpoint"].get("meta") or {})
+    digest = sha256_of(weights)
+    cached = onnx_cache_dir() / digest[:32] / "model.onnx"
+    try:
+        if read_sidecar(cached.with_suffix(".json"))["checkpoint"]["sha256"] == digest:
+            model = OnnxSSPNet(cached)
+            return model, dict(model.sidecar["checkpoint"].get("meta") or {})
+    except (SSPNetError, OSError, KeyError, TypeError):
+        pass
+    import shutil
+    import tempfile
 
+    try:
+        cached.parent.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".export-", dir=cached.parent.parent))
+    except OSError:
         with tempfile.TemporaryDirectory(prefix="sspnet-onnx-") as tmp:
             export_onnx(weights, Path(tmp) / "model.onnx")
             model = OnnxSSPNet(Path(tmp) / "model.onnx")
+        return model, dict(model.sidecar["checkpoint"].get("meta") or {})
+    try:
+        export_onnx(weights, staging / "model.onnx")
+        try:
+            shutil.rmtree(cached.parent, ignore_errors=True)  # a stale or damaged export
+            os.replace(staging, cached.parent)  # whole, or not at all (another process may win)
+        except OSError:
+            pass
+        where = cached if cached.is_file() else staging / "model.onnx"
+        model = OnnxSSPNet(where)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return model, dict(model.sidecar["checkpoint"].get("meta") or {})
 
 
@@ -214,8 +261,13 @@ class Detector:
         self.weights = resolve_weights(weights)
         self.backend = choose_backend(backend, self.weights, self.device)
         if self.backend == "onnxruntime":
-            model, self.meta = _onnx_model(self.weights)
-        else:
+            try:
+                model, self.meta = _onnx_model(self.weights)
+            except SSPNetError:
+                if backend != "auto" or self.weights.suffix.lower() == ".onnx":
+                    raise
+                self.backend = "torch"  # auto, and this checkpoint does not export (not a Faster R-CNN)
+        if self.backend == "torch":
             model, self.meta = load_model(self.weights, self.device)
             # this copy is never trained or saved; folding saves the BatchNorm pass (benchmarks/README.md)
             fold_batchnorm(model)
