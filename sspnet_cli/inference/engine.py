@@ -202,14 +202,15 @@ def _onnx_model(weights: Path) -> tuple[nn.Module, dict]:
     from sspnet_cli.inference.onnx import OnnxSSPNet, export_onnx, read_sidecar
     from sspnet_cli.model.backbones import sha256_of
 
+    threads = torch.get_num_threads()  # torch's setting (OMP_NUM_THREADS; 1 per process under torchrun)
     if weights.suffix.lower() == ".onnx":
-        model = OnnxSSPNet(weights)
+        model = OnnxSSPNet(weights, threads)
         return model, dict(model.sidecar["checkpoint"].get("meta") or {})
     digest = sha256_of(weights)
     cached = onnx_cache_dir() / digest[:32] / "model.onnx"
     try:
         if read_sidecar(cached.with_suffix(".json"))["checkpoint"]["sha256"] == digest:
-            model = OnnxSSPNet(cached)
+            model = OnnxSSPNet(cached, threads)
             return model, dict(model.sidecar["checkpoint"].get("meta") or {})
     except (SSPNetError, OSError, KeyError, TypeError):
         pass
@@ -222,7 +223,7 @@ def _onnx_model(weights: Path) -> tuple[nn.Module, dict]:
     except OSError:
         with tempfile.TemporaryDirectory(prefix="sspnet-onnx-") as tmp:
             export_onnx(weights, Path(tmp) / "model.onnx")
-            model = OnnxSSPNet(Path(tmp) / "model.onnx")
+            model = OnnxSSPNet(Path(tmp) / "model.onnx", threads)
         return model, dict(model.sidecar["checkpoint"].get("meta") or {})
     try:
         export_onnx(weights, staging / "model.onnx")
@@ -232,7 +233,7 @@ def _onnx_model(weights: Path) -> tuple[nn.Module, dict]:
         except OSError:
             pass
         where = cached if cached.is_file() else staging / "model.onnx"
-        model = OnnxSSPNet(where)
+        model = OnnxSSPNet(where, threads)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return model, dict(model.sidecar["checkpoint"].get("meta") or {})
