@@ -50,6 +50,10 @@ def test_training_lowers_the_loss_and_writes_checkpoints(tmp_path, dataset):
     assert {"loss_rpn_cls", "loss_rcnn_box", "loss_att_dice", "lr", "patches_per_s"} <= set(records[0])
     best = read_checkpoint(run / "best.pt")
     assert "train_state" not in best and best["meta"]["step"] > 0
+    # what `detect --coverage` needs: the recall by person size on the validation split
+    table = best["meta"]["recall_by_size"]
+    assert best["meta"]["recall_by_size_split"] == "valid" and [r["min_px"] for r in table] == [2.0, 8.0, 12.0, 20.0, 32.0]
+    assert sum(r["people"] for r in table) > 0 and all(0.0 <= r["recall"] <= 1.0 for r in table)
     assert result.steps == 4 * json.loads((run / "config.json").read_text())["iters_per_epoch"]
 
 

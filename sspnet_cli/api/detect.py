@@ -233,7 +233,7 @@ class DetectJob:
         if self.coverage_path is not None and not recall_table:
             raise SSPNetError(
                 "--coverage needs the model's recall by person size, which this checkpoint does not record "
-                "(the shipped model does); measure it with `sspnet eval` and pass it from Python (recall_table=...)"
+                "(best.pt of a run with a validation split does); `sspnet eval` prints it, and Python can pass it (recall_table=...)"
             )
         infos = ctx.broadcast_object([jobs.probe(p) for p in expanded.paths] if ctx.is_main else None)
         units = jobs.plan_units(infos, detector.options.tile, detector.options.overlap)  # type: ignore[arg-type]

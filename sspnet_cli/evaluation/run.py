@@ -85,7 +85,10 @@ def evaluate_detector(
     return EvalReport(result, results, failures, stats, dataset, detector.weights, recall_by_size(gt, records))
 
 
-def evaluate_model(model: nn.Module, dataset: Dataset, device: Union[str, torch.device] = "cpu") -> dict[str, Any]:
-    """Metrics of an in-memory model on ``dataset`` (used for validation while training)."""
+def evaluate_model(model: nn.Module, dataset: Dataset, device: Union[str, torch.device] = "cpu") -> EvalReport:
+    """An in-memory model evaluated on ``dataset`` (validation while training): its metrics and
+    recall by person size (the report's per-frame results are left out)."""
     detector = Detector.from_model(model, device=str(device), score_thr=EVAL_SCORE_FLOOR)
-    return evaluate_detector(detector, dataset).result.metrics
+    report = evaluate_detector(detector, dataset)
+    report.results = []
+    return report

@@ -394,12 +394,14 @@ class Trainer:
     # -- validation and checkpoints ------------------------------------------------------------
     def _validate_and_save(self, epoch: int) -> dict[str, Any]:
         metrics: dict[str, Any] = {}
+        recall: list[dict[str, float]] = []
         if self.ctx.is_main:
             if self.val_set is not None and len(self.val_set):
                 from sspnet_cli.evaluation.run import evaluate_model  # local: only validation needs the engine
 
                 self.model.eval()
-                metrics = evaluate_model(self.model, self.val_set, self.ctx.device)
+                report = evaluate_model(self.model, self.val_set, self.ctx.device)
+                metrics, recall = report.result.metrics, report.recall_by_size
                 self.model.train()
                 self._append_metrics({"step": self.step, "epoch": epoch, "val": metrics})
                 if self.cb.on_val:
@@ -411,7 +413,9 @@ class Trainer:
                 self.best = score
             self._save_last(_rng_state(self.ctx.device), metrics)
             if improved:
-                save_checkpoint(self.run_dir / "best.pt", self.model, meta=self._meta(metrics))
+                # the recall by person size: what `detect --coverage` turns into a probability of detection
+                meta = dict(self._meta(metrics), recall_by_size=recall, recall_by_size_split=self.cfg.val_split) if recall else self._meta(metrics)
+                save_checkpoint(self.run_dir / "best.pt", self.model, meta=meta)
         self.ctx.barrier()
         return metrics
 
