@@ -320,6 +320,9 @@ class TrainConfig:
     # degrees of the shift-scale-rotate augmentation (the official 45); a rotated box becomes the
     # box around its rotated corners, which for people 3 px wide is far wider than the person
     rotate_limit: float = 45.0
+    # resize every frame (train and validation) to (width, height) before patches are cut, e.g.
+    # TinyPerson-RF's 640x640 frames back to their 16:9 shape at about the original scale
+    frame_size: Optional[tuple[int, int]] = None
     val_split: Optional[str] = "valid"
     log_every: int = 10
 

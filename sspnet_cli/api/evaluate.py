@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from sspnet_cli.data import open_dataset
+from sspnet_cli.errors import SSPNetError
 from sspnet_cli.evaluation import EvalResult, evaluate_files
 from sspnet_cli.evaluation.run import EVAL_SCORE_FLOOR, EvalReport, evaluate_detector
 from sspnet_cli.inference.engine import Detector
@@ -21,14 +22,35 @@ def evaluate(
     *,
     on_frame: Optional[Callable[[str, int], None]] = None,
     on_tiles: Optional[Callable[[int], None]] = None,
+    frame_size: Union[str, tuple[int, int], None] = "training",
     **options: Any,
 ) -> EvalReport:
     """Evaluate a checkpoint (default: the shipped model) on a dataset split, with the detect
     pipeline on full frames and every detection down to the model's 0.05 floor; ``options`` are
-    :class:`~sspnet_cli.inference.engine.DetectOptions` fields (``tile``, ``scales``...)."""
+    :class:`~sspnet_cli.inference.engine.DetectOptions` fields (``tile``, ``scales``...).
+
+    ``frame_size``: ``"training"`` resizes the frames as the checkpoint's training did (its
+    ``--frame-size``; frames as stored when it recorded none), a ``(width, height)`` resizes
+    to that, None keeps the frames as stored. Metrics are always in the stored frames' pixels;
+    the size used is the report's ``frame_size``."""
     options.setdefault("score_thr", EVAL_SCORE_FLOOR)
     dataset = open_dataset(data, split=split)
-    return evaluate_detector(Detector(weights, device=device, **options), dataset, on_tiles=on_tiles, on_frame=on_frame)
+    detector = Detector(weights, device=device, **options)
+    if frame_size == "training":
+        frame_size = training_frame_size(detector.meta)
+    elif isinstance(frame_size, str):
+        raise SSPNetError(f"frame_size must be 'training', (width, height) or None, got {frame_size!r}")
+    if frame_size is not None:
+        detector = detector.with_options(frame_size=(int(frame_size[0]), int(frame_size[1])))
+    report = evaluate_detector(detector, dataset, on_tiles=on_tiles, on_frame=on_frame)
+    report.frame_size = detector.options.frame_size
+    return report
+
+
+def training_frame_size(meta: dict[str, Any]) -> Optional[tuple[int, int]]:
+    """The ``--frame-size`` a checkpoint was trained with (from its metadata), or None."""
+    size = (meta.get("train_config") or {}).get("frame_size")
+    return (int(size[0]), int(size[1])) if size else None
 
 
 def evaluate_detections(gt: PathLike, detections: PathLike) -> EvalResult:

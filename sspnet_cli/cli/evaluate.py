@@ -9,7 +9,7 @@ import typer
 
 from sspnet_cli.cli.console import out as out_console
 from sspnet_cli.cli.console import say
-from sspnet_cli.cli.options import in_range, parse_batch_size, parse_scales, parse_tile
+from sspnet_cli.cli.options import in_range, parse_batch_size, parse_frame_size, parse_scales, parse_tile
 from sspnet_cli.errors import SSPNetError
 
 
@@ -27,6 +27,7 @@ def evaluate(
     batch_size: str = typer.Option("auto", "--batch-size", help="Tiles per forward: auto (1 on CPU, 8 on CUDA) or a number."),
     half: bool = typer.Option(False, "--half", help="fp16 autocast on CUDA. [default: off]"),
     scales: str = typer.Option("1", help="Test scales, e.g. '2,3' for the reference's up-sampled test."),
+    frame_size: str = typer.Option("training", "--frame-size", help="Resize every frame before detection: training (as the checkpoint's training did with its --frame-size, e.g. TinyPerson-RF's squeezed 640x640 frames back to 1760x990; as stored if it recorded none), native (as stored) or WIDTHxHEIGHT. Metrics stay in the stored frames' pixels."),
 ) -> int:
     """Evaluate with the exact TinyPerson metrics (AP and log-average miss rate at IoU 0.25/0.5/0.75).
 
@@ -49,7 +50,8 @@ def evaluate(
         data_dir = _dataset_dir(data)
         options = dict(tile=parse_tile(tile), overlap=overlap, batch_size=parse_batch_size(batch_size), half=half, scales=parse_scales(scales))
         with TileProgress(f"detect {split}", show_units=False) as bars:
-            report = api.evaluate(weights, data_dir, split=split, device=device, on_tiles=bars.tiles, on_frame=bars.frame, **options)
+            size: Any = "training" if frame_size.strip().lower() == "training" else parse_frame_size(frame_size)
+            report = api.evaluate(weights, data_dir, split=split, device=device, frame_size=size, on_tiles=bars.tiles, on_frame=bars.frame, **options)
         for problem in report.dataset.problems[:10] if report.dataset else []:
             say(f"skipped: {problem}")
         for f in report.failures:
@@ -57,7 +59,8 @@ def evaluate(
         failed = len(report.failures)
         result = report.result
         name = report.weights.name if report.weights else "model"
-        say(f"{report.stats.images} frames, {report.stats.tiles} tiles, {report.stats.seconds:.1f} s")
+        resized = f", resized to {report.frame_size[0]}x{report.frame_size[1]}" if report.frame_size else ""
+        say(f"{report.stats.images} frames{resized}, {report.stats.tiles} tiles, {report.stats.seconds:.1f} s")
     for warning in result.warnings[:10]:
         say(f"warning: {warning}")
     _print_tables(result, name)

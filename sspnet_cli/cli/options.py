@@ -19,6 +19,19 @@ def parse_tile(text: str) -> tuple[int, int]:
     return w, h
 
 
+def parse_frame_size(text: Optional[str], option: str = "--frame-size") -> Optional[tuple[int, int]]:
+    """``"1760x990"`` -> ``(1760, 990)``; None or ``"native"`` -> None (frames as stored)."""
+    if text is None or text.strip().lower() in ("native", "none"):
+        return None
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise SSPNetError(f"{option} must look like WIDTHxHEIGHT (e.g. 1760x990) or native, got {text!r}") from None
+    if w < 32 or h < 32 or w > 20000 or h > 20000:
+        raise SSPNetError(f"{option} must be between 32x32 and 20000x20000, got {text!r}")
+    return w, h
+
+
 def parse_pair(text: str, option: str) -> tuple[float, float]:
     """``"0.3,3.0"`` -> (0.3, 3.0), with one clear line for anything else."""
     try:

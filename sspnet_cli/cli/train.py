@@ -8,7 +8,7 @@ from typing import Any, Optional
 import typer
 
 from sspnet_cli.cli.console import err, say
-from sspnet_cli.cli.options import in_range, parse_tile
+from sspnet_cli.cli.options import in_range, parse_frame_size, parse_tile
 from sspnet_cli.cli.progress import clock
 from sspnet_cli.errors import SSPNetError
 
@@ -37,6 +37,7 @@ def train(
     fc_dim: Optional[int] = typer.Option(None, "--fc-dim", callback=in_range(8, None), help="Width of the R-CNN head's two FC layers. [default: the preset's: 1024 (paper), 256 (lite)]"),
     neck_norm: str = typer.Option("bn", "--neck-norm", help="Normalisation in the SSPNet neck's context attention: bn (BatchNorm, as the official code) or gn (GroupNorm, independent of the batch size)."),
     tile: str = typer.Option("640x512", help="Training patch size WIDTHxHEIGHT (patches overlap by 30 px)."),
+    frame_size: Optional[str] = typer.Option(None, "--frame-size", help="Resize every frame (train and validation) to WIDTHxHEIGHT before cutting patches, e.g. 1760x990 to give TinyPerson-RF's frames, stored squeezed to 640x640, back their 16:9 shape near the original scale; the checkpoint records it and `sspnet eval` applies it. [default: frames as stored]"),
     rotate_limit: float = typer.Option(45.0, "--rotate-limit", callback=in_range(0.0, 180.0), help="Degrees of the shift-scale-rotate augmentation (the official 45). A rotated box becomes the box around its rotated corners, much wider than a person 3 px wide: 0 keeps boxes tight."),
     no_wns: bool = typer.Option(False, "--no-wns", help="Sample negatives uniformly instead of by Weighted Negative Sampling (the R-CNN detectors; RetinaNet samples nothing). [default: WNS on]"),
     attention_loss: str = typer.Option("dice+bce", "--attention-loss", help="dice+bce (the paper's) or bce (plain BCE, the ablation)."),
@@ -56,7 +57,7 @@ def train(
             batch_size=batch_size, lr=lr, warmup_iters=warmup_iters, device=device, amp=amp, workers=workers,
             resume=resume, init=init, exist_ok=exist_ok, detector=detector, backbone=backbone,
             backbone_weights=backbone_weights, neck=neck, neck_channels=neck_channels, fc_dim=fc_dim,
-            neck_norm=neck_norm, tile=parse_tile(tile), rotate_limit=rotate_limit, wns=not no_wns, attention_loss=attention_loss,
+            neck_norm=neck_norm, tile=parse_tile(tile), rotate_limit=rotate_limit, frame_size=parse_frame_size(frame_size), wns=not no_wns, attention_loss=attention_loss,
             anchors=anchors, seed=seed, val_split=None if val_split.lower() == "none" else val_split,
             deterministic=deterministic, callbacks=callbacks,
         )

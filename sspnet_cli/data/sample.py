@@ -12,7 +12,7 @@ TinyPerson's flags, so evaluation works the same whatever layout the data came i
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -87,6 +87,13 @@ class AnnotatedImage:
                 f"{self.file_name}: {n} boxes / {len(self.box_ids)} ids, {m} ignore regions / "
                 f"{len(self.ignore_flags)} flags / {len(self.ignore_ids)} ids do not match"
             )
+
+    def resized(self, width: int, height: int) -> "AnnotatedImage":
+        """This frame's annotations as they fall on the frame resized to ``width`` x ``height``
+        (boxes and ignore regions scaled per axis); ``path`` still names the stored file."""
+        sx, sy = width / self.width, height / self.height
+        scale = np.array([sx, sy, sx, sy], dtype=np.float32)
+        return replace(self, width=int(width), height=int(height), boxes=self.boxes * scale, ignore_boxes=self.ignore_boxes * scale)
 
     def __repr__(self) -> str:
         return (

@@ -31,7 +31,7 @@ from sspnet_cli.data.augment import Colour, Patch, TrainAugment
 from sspnet_cli.data.patches import MIN_VISIBLE, PatchRef, patch_targets
 from sspnet_cli.data.sample import AnnotatedImage
 from sspnet_cli.errors import InputError, SSPNetError
-from sspnet_cli.imagery.sources import ImageSource, open_source
+from sspnet_cli.imagery.sources import ImageSource, open_source, resized_source
 
 Target = dict[str, torch.Tensor]
 #: anything that augments like :class:`TrainAugment`: ``augment(patch, rng) -> Patch``
@@ -116,6 +116,9 @@ class PatchDataset(torch.utils.data.Dataset):
     ``mean_colour`` (RGB 0-255) paints the ignore regions; default: measured by
     :func:`dataset_mean_colour` (reads up to 64 frames once). ``seed`` and the epoch (see
     :meth:`set_epoch`) fix the augmentation of every item. ``min_visible`` is the 70 % rule.
+    ``frame_size`` (width, height): every stored frame is resized to it before patches are cut;
+    ``images`` (and ``patches``) must then already describe the resized frames
+    (:meth:`AnnotatedImage.resized`), e.g. TinyPerson-RF's squeezed 640x640 frames back to 16:9.
     """
 
     def __init__(
@@ -128,8 +131,10 @@ class PatchDataset(torch.utils.data.Dataset):
         seed: int = 0,
         epoch: int = 0,
         min_visible: float = MIN_VISIBLE,
+        frame_size: Optional[tuple[int, int]] = None,
     ) -> None:
         self.images = images
+        self.frame_size = None if frame_size is None else (int(frame_size[0]), int(frame_size[1]))
         self.patches = [PatchRef(int(i), w) for i, w in patches]
         bad = [ref for ref in self.patches if not 0 <= ref.image_index < len(images)]
         if bad:
@@ -197,6 +202,8 @@ class PatchDataset(torch.utils.data.Dataset):
         self.close()
         image = self.images[image_index]
         source = open_source(image.path)
+        if self.frame_size is not None:
+            source = resized_source(source, *self.frame_size)
         if (source.width, source.height) != (image.width, image.height):
             source.close()
             raise InputError(

@@ -36,6 +36,8 @@ class EvalReport:
     weights: Optional[Path] = None  # the checkpoint evaluated (None: an in-memory model)
     #: recall by person size at detect's default score threshold (0.3), IoU 0.25; see recall_by_size.py
     recall_by_size: list[dict[str, float]] = field(default_factory=list)
+    #: the size frames were resized to for detection (None: as stored)
+    frame_size: Optional[tuple[int, int]] = None
 
 
 def detection_records(results: list[ImageResult], image_ids: dict[str, int]) -> list[dict[str, Any]]:
@@ -85,10 +87,13 @@ def evaluate_detector(
     return EvalReport(result, results, failures, stats, dataset, detector.weights, recall_by_size(gt, records))
 
 
-def evaluate_model(model: nn.Module, dataset: Dataset, device: Union[str, torch.device] = "cpu") -> EvalReport:
+def evaluate_model(
+    model: nn.Module, dataset: Dataset, device: Union[str, torch.device] = "cpu", frame_size: Optional[tuple[int, int]] = None
+) -> EvalReport:
     """An in-memory model evaluated on ``dataset`` (validation while training): its metrics and
-    recall by person size (the report's per-frame results are left out)."""
-    detector = Detector.from_model(model, device=str(device), score_thr=EVAL_SCORE_FLOOR)
+    recall by person size (the report's per-frame results are left out). ``frame_size``: frames
+    resized to it for detection, as in training (``TrainConfig.frame_size``)."""
+    detector = Detector.from_model(model, device=str(device), score_thr=EVAL_SCORE_FLOOR, frame_size=frame_size)
     report = evaluate_detector(detector, dataset)
     report.results = []
     return report

@@ -333,6 +333,25 @@ def array_source(rgb: np.ndarray, name: str = "<array>") -> InMemorySource:
     return source
 
 
+def resized_source(source: ImageSource, width: int, height: int) -> InMemorySource:
+    """``source`` resized to ``width`` x ``height`` (bilinear; area-averaged where it shrinks),
+    decoded whole into memory, with its georeference and camera dropped (they describe the
+    original pixels). For dataset frames whose stored size is not their true shape, e.g.
+    TinyPerson-RF's 16:9 frames squeezed to 640x640; ``source`` is closed."""
+    if width < 1 or height < 1:
+        raise SSPNetError(f"a frame size must be positive, got {width}x{height}")
+    try:
+        rgb, valid = source.read(Window(0, 0, source.width, source.height))
+    finally:
+        source.close()
+    shrink = width * height < source.width * source.height
+    out = array_source(cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR), str(source.path))
+    out.format = source.format
+    if valid is not None:
+        out._valid = cv2.resize(valid.view(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
+    return out
+
+
 class DecodedImageSource(InMemorySource):
     """A JPEG/PNG/BMP/WebP decoded into memory once; windows are slices of it."""
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -24,7 +25,7 @@ from sspnet_cli.distributed import resolve_device
 from sspnet_cli.errors import InputError, SSPNetError
 from sspnet_cli.inference.background import background
 from sspnet_cli.inference.merge import merge_frame, tile_to_frame
-from sspnet_cli.imagery.sources import ImageSource, array_source, open_source
+from sspnet_cli.imagery.sources import ImageSource, array_source, open_source, resized_source
 from sspnet_cli.geo.transform import check_source_georef
 from sspnet_cli.imagery.tiling import window_grid
 from sspnet_cli.inference.weights import resolve_weights
@@ -56,9 +57,12 @@ class DetectOptions:
     scales: tuple[float, ...] = (1.0,)
     bands: Optional[tuple[int, ...]] = None
     heatmaps: bool = False  # also return the SSPNet attention maps, stitched per frame
+    # resize every frame to (width, height) before tiling; results come back in the frame's own
+    # pixels. For dataset frames stored squeezed (TinyPerson-RF: 16:9 frames at 640x640)
+    frame_size: Optional[tuple[int, int]] = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "tile": f"{self.tile[0]}x{self.tile[1]}",
             "overlap": self.overlap,
             "score_thr": self.score_thr,
@@ -67,6 +71,9 @@ class DetectOptions:
             "scales": list(self.scales),
             "bands": list(self.bands) if self.bands else None,
         }
+        if self.frame_size:
+            out["frame_size"] = f"{self.frame_size[0]}x{self.frame_size[1]}"
+        return out
 
 
 @dataclass
@@ -119,6 +126,9 @@ class UnitResult:
     warnings: list[str] = field(default_factory=list)
     attention: Optional[dict[str, np.ndarray]] = None  # level -> frame-sized map (this unit's rows filled)
     tiles: int = 0
+    #: the stored frame's size when it was resized for detection (DetectOptions.frame_size):
+    #: ``width``/``height``, the windows and the parts are then in resized pixels
+    original_size: Optional[tuple[int, int]] = None
 
 
 @dataclass
@@ -132,6 +142,7 @@ class _Unit:
     bands_done: bool = False
     parts: list = field(default_factory=list)
     attention: Optional[dict[str, np.ndarray]] = None
+    original_size: Optional[tuple[int, int]] = None
 
 
 def unit_rows(windows: list[Window]) -> list[int]:
@@ -148,8 +159,15 @@ def merge_pieces(pieces: Sequence[UnitResult], nms_iou: float, score_thr: float)
     merged = merge_frame(parts, first.windows, nms_iou, score_thr)
     maps = [piece.attention for piece in pieces if piece.attention]
     attention = {k: np.maximum.reduce([m[k] for m in maps]) for k in maps[0]} if maps else None
+    width, height = first.width, first.height
+    if first.original_size is not None and first.original_size != (width, height):
+        width, height = first.original_size
+        sx, sy = width / first.width, height / first.height
+        merged = Detections(merged.boxes * merged.boxes.new_tensor([sx, sy, sx, sy]), merged.scores, merged.labels)
+        if attention is not None:
+            attention = {k: cv2.resize(m, (width, height), interpolation=cv2.INTER_LINEAR) for k, m in attention.items()}
     return ImageResult(
-        image=first.name, width=first.width, height=first.height, detections=merged,
+        image=first.name, width=width, height=height, detections=merged,
         georef=first.georef, camera=first.camera, attention=attention, warnings=list(first.warnings),
     )
 
@@ -359,8 +377,8 @@ class Detector:
             for item in reader:
                 kind, seq = item[0], item[1]
                 if kind == "unit":
-                    _, _, unit, name, source, windows, mine = item
-                    active[seq] = _Unit(unit, name, source, windows, mine, remaining=len(mine))
+                    _, _, unit, name, source, windows, mine, original_size = item
+                    active[seq] = _Unit(unit, name, source, windows, mine, remaining=len(mine), original_size=original_size)
                     if on_frame is not None:
                         on_frame(name, len(mine))
                 elif kind == "failed":
@@ -404,13 +422,25 @@ class Detector:
             except SSPNetError as exc:
                 yield ("failed", seq, unit, name, getattr(exc, "problem", str(exc)))
                 continue
+            original_size = None
+            if self.options.frame_size is not None and isinstance(source, ImageSource):
+                original_size = (source.width, source.height)
+                original = source
+                try:
+                    source = resized_source(source, *self.options.frame_size)
+                    # results are mapped back to the stored frame's pixels, which these describe
+                    source.georef, source.camera, source.warnings = original.georef, original.camera, original.warnings
+                except (SSPNetError, OSError, RuntimeError) as exc:
+                    problem = getattr(exc, "problem", None) or f"read failed ({str(exc).splitlines()[0][:120]})"
+                    yield ("failed", seq, unit, name, problem)
+                    continue
             windows = window_grid(source.width, source.height, self.options.tile, self.options.overlap)
             ys = unit_rows(windows)
             if unit.rows is not None:
                 ys = ys[unit.rows[0] : unit.rows[1]]
             wanted = set(ys)
             mine = [i for i, w in enumerate(windows) if w.y in wanted]
-            yield ("unit", seq, unit, name, source, windows, mine)
+            yield ("unit", seq, unit, name, source, windows, mine, original_size)
             band_width = max(source.width, tw)
             try:
                 for y in ys:
@@ -493,7 +523,7 @@ class Detector:
             finished[seq] = UnitResult(
                 unit=state.unit, name=state.name, width=src.width, height=src.height, windows=state.windows,
                 parts=parts, georef=src.georef, camera=src.camera, warnings=list(getattr(src, "warnings", [])),
-                attention=state.attention, tiles=len(state.mine),
+                attention=state.attention, tiles=len(state.mine), original_size=state.original_size,
             )
             stats.tiles += len(state.mine)
             rows = {state.windows[i].y for i in state.mine}

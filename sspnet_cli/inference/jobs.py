@@ -198,6 +198,7 @@ def _record(unit: PlannedUnit, info: InputInfo, result: Union[UnitResult, Failur
     return {
         **base, "name": result.name, "width": result.width, "height": result.height, "tiles": result.tiles,
         "georef": georef, "camera": result.camera, "warnings": result.warnings, "parts": parts,
+        **({"original_size": list(result.original_size)} if result.original_size else {}),
     }
 
 
@@ -265,6 +266,7 @@ def unit_from_record(rec: dict[str, Any], tile: tuple[int, int], overlap: int) -
         unit=WorkUnit(-1, rec["path"]), name=rec["name"], width=rec["width"], height=rec["height"],
         windows=window_grid(rec["width"], rec["height"], tile, overlap), parts=parts, georef=georef,
         camera=rec.get("camera"), warnings=list(rec.get("warnings") or []), tiles=int(rec.get("tiles", 0)),
+        original_size=tuple(rec["original_size"]) if rec.get("original_size") else None,  # type: ignore[arg-type]
     )
 
 

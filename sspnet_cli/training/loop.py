@@ -211,13 +211,16 @@ class Trainer:
             ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
             self.ddp_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
 
-        self.patches = training_patches(self.train_set.images, self.cfg.tile, self.cfg.overlap, skip_empty=self.cfg.skip_empty_patches)
+        train_images = self.train_set.images
+        if self.cfg.frame_size is not None:
+            train_images = [im.resized(*self.cfg.frame_size) for im in train_images]
+        self.patches = training_patches(train_images, self.cfg.tile, self.cfg.overlap, skip_empty=self.cfg.skip_empty_patches)
         if not self.patches:
             raise SSPNetError(f"{self.data}: no training patch holds a person")
         augment: Any = self.cfg.augment
         if augment:
             augment = TrainAugment(shift_scale_rotate=ShiftScaleRotate(rotate_limit=self.cfg.rotate_limit))
-        self.dataset = PatchDataset(self.train_set, self.patches, augment=augment, seed=self.cfg.seed)
+        self.dataset = PatchDataset(train_images, self.patches, augment=augment, seed=self.cfg.seed, frame_size=self.cfg.frame_size)
         per_step = self.cfg.batch_size * self.ctx.world_size
         self.iters_per_epoch = max(len(self.patches) // per_step, 1)
         self.total_steps = self.iters_per_epoch * self.cfg.epochs
@@ -249,6 +252,7 @@ class Trainer:
             "model": self.model_cfg.to_dict(),
             "train": self.cfg.to_dict(),
             "backbone_init": self.backbone_note,
+            "init": str(self.init) if self.init is not None else None,
             "world_size": self.ctx.world_size,
             "device": str(self.ctx.device),
             "patches": len(self.patches),
@@ -400,7 +404,7 @@ class Trainer:
                 from sspnet_cli.evaluation.run import evaluate_model  # local: only validation needs the engine
 
                 self.model.eval()
-                report = evaluate_model(self.model, self.val_set, self.ctx.device)
+                report = evaluate_model(self.model, self.val_set, self.ctx.device, frame_size=self.cfg.frame_size)
                 metrics, recall = report.result.metrics, report.recall_by_size
                 self.model.train()
                 self._append_metrics({"step": self.step, "epoch": epoch, "val": metrics})
@@ -427,6 +431,7 @@ class Trainer:
             "val_split": self.cfg.val_split,
             "val": metrics or {},
             "backbone_init": self.backbone_note,
+            "init": str(self.init) if self.init is not None else None,
             "train_config": self.cfg.to_dict(),
             "world_size": self.ctx.world_size,
             "device": str(self.ctx.device),
