@@ -44,11 +44,13 @@ def main() -> None:
     from torchvision.ops import box_iou
 
     from sspnet_cli import api
+    from sspnet_cli.evaluation.run import ground_truth
     from sspnet_cli.geo.plausibility import PERSON_SIZE_M, apply_size_filter
     from sspnet_cli.types import Positions
 
     report = api.evaluate(args.weights, args.data, split=args.split, device="cpu", score_thr=0.3)
-    gt = report.dataset.to_coco() if report.dataset else {}
+    # the annotation file itself for TinyPerson layouts, as the metrics use
+    gt = ground_truth(report.dataset) if report.dataset else {"images": [], "annotations": []}
     names = {im["id"]: im["file_name"] for im in gt["images"]}
     people: dict[str, list[list[float]]] = defaultdict(list)
     for a in gt["annotations"]:

@@ -76,4 +76,4 @@ def test_save_vis_draws_each_image(tmp_path, weights):
     vis = tmp_path / "vis"
     assert run_cli("detect", SAMPLE, "--weights", weights, "--out", tmp_path / "o.csv", "--save-vis", vis, "--device", "cpu") == 0
     img = cv2.imread(str(vis / "bb_V0004_I0001320.jpg"))
-    assert img is not None and img.shape[:2] == (640, 640)
+    assert img is not None and img.shape[:2] == (990, 1760)
