@@ -91,3 +91,14 @@ def test_the_option_is_parsed_recorded_and_read_back():
     assert training_frame_size({"train_config": cfg.to_dict()}) == (1760, 990)
     assert training_frame_size({"train_config": TrainConfig().to_dict()}) is None
     assert training_frame_size({}) is None
+
+
+def test_info_says_what_size_the_model_trained_at():
+    from sspnet_cli.config import preset_config
+    from sspnet_cli.model.build import build_from_config
+    from sspnet_cli.model.summary import describe
+
+    model = build_from_config(preset_config("lite"))
+    meta = {"train_config": TrainConfig(frame_size=(1760, 990)).to_dict()}
+    assert tuple(describe(model, meta)["training_frame_size"]) == (1760, 990)
+    assert describe(model, None)["training_frame_size"] is None

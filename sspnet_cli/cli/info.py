@@ -65,6 +65,12 @@ def _print_tables(desc: dict) -> None:
         f"anchors per location: {a['per_location']} ({len(a['scales'])} sides x {len(a['ratios_h_over_w'])} "
         f"ratios h/w {a['ratios_h_over_w']}; unrounded, centred on the grid points; every size in --json)"
     )
+    if desc.get("training_frame_size"):
+        w, h = desc["training_frame_size"]
+        console.print(
+            f"trained on frames resized to {w}x{h} (--frame-size); `sspnet eval` resizes a dataset's frames the same way, "
+            "`sspnet detect` takes images at their own size", markup=False, soft_wrap=True,
+        )
     if desc.get("checkpoint"):
         meta = Table(title="Checkpoint")
         meta.add_column("key")

@@ -80,6 +80,8 @@ def describe(model: nn.Module, meta: Optional[dict[str, Any]] = None) -> dict[st
         "parameters": params,
         "pyramid_levels": levels,
         "anchors": anchors,
+        # frames resized to this while training (``--frame-size``); eval repeats it, detect does not
+        "training_frame_size": ((meta or {}).get("train_config") or {}).get("frame_size"),
         "config": cfg.to_dict(),
         "checkpoint": meta,
     }
