@@ -57,3 +57,13 @@ def test_one_detection_finds_one_person_the_highest_score_first():
 def test_no_detections_gives_zero_recall():
     rows = recall_by_size(_gt([[10, 10, 3, 9]]), [])
     assert rows[0] == pytest.approx({"min_px": 2.0, "max_px": 8.0, "people": 1, "found": 0, "recall": 0.0})
+
+
+def test_size_scale_bins_people_at_the_size_the_model_saw():
+    gt = _gt([[10, 10, 3, 9]])  # 5.2 px stored: tiny1; twice that on a frame resized 2x: tiny2
+    dets = [_det([10, 10, 3, 9], 0.9)]
+    plain = recall_by_size(gt, dets)
+    scaled = recall_by_size(gt, dets, size_scale={1: 2.0})
+    assert [r["people"] for r in plain][:2] == [1, 0]
+    assert [r["people"] for r in scaled][:2] == [0, 1] and scaled[1]["recall"] == 1.0
+    assert recall_by_size(gt, dets, size_scale={7: 2.0}) == plain  # other images' factors do not apply

@@ -43,7 +43,6 @@ def evaluate(
     if frame_size is not None:
         detector = detector.with_options(frame_size=(int(frame_size[0]), int(frame_size[1])))
     report = evaluate_detector(detector, dataset, on_tiles=on_tiles, on_frame=on_frame)
-    report.frame_size = detector.options.frame_size
     return report
 
 

@@ -6,11 +6,13 @@ scoring at least ``score_thr`` (the threshold ``detect`` writes at) overlaps it 
 ``iou`` (0.25 by default: a box on a person 3 px wide that is off by a pixel still points a
 searcher at the right spot). Matching is greedy by descending score within each image, one
 detection per person. People flagged ``ignore``, ``uncertain`` or ``iscrowd`` are left out.
-Sizes are TinyPerson's: sqrt of the annotation's ``area`` (w*h where it has none).
+Sizes are TinyPerson's: sqrt of the annotation's ``area`` (w*h where it has none), times the
+image's ``size_scale`` when given: a model that detects on resized frames (``--frame-size``) sees
+each person that many times larger, and the field figure is about the pixels the model sees.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -29,10 +31,12 @@ def recall_by_size(
     iou: float = 0.25,
     bins: Sequence[tuple[float, float]] = SIZE_BINS,
     category_id: int = 1,
+    size_scale: Optional[Mapping[Any, float]] = None,
 ) -> list[dict[str, float]]:
     """One row per size bin: ``min_px``, ``max_px``, ``people`` (counted ground truths),
     ``found`` and ``recall`` (``found / people``; 0 for an empty bin, whose row says so with
-    ``people`` 0). ``gt`` and ``detections`` are the COCO forms :func:`evaluate_tinyperson` takes."""
+    ``people`` 0). ``gt`` and ``detections`` are the COCO forms :func:`evaluate_tinyperson` takes;
+    ``size_scale`` maps image ids to the factor their people's sizes are binned at (default 1)."""
     gta, _ = pack_ground_truth(gt, category_id)
     kept = [d for d in detections if float(d.get("score", 0.0)) >= score_thr]
     dta = pack_detections(kept, gta, category_id)
@@ -52,6 +56,8 @@ def recall_by_size(
                 used[det[k]] = True
                 found[g[k]] = True
     size = np.sqrt(np.maximum(gta.area, 0.0))
+    if size_scale:
+        size = size * np.array([float(size_scale.get(gta.image_ids[i], 1.0)) for i in gta.img], dtype=np.float64)
     rows = []
     for low, high in bins:
         in_bin = counted & (size >= low) & (size < high)

@@ -6,6 +6,7 @@ all go through :func:`evaluate_detector`.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
@@ -84,7 +85,12 @@ def evaluate_detector(
     gt = ground_truth(dataset, done)
     records = detection_records(results, ids)
     result = evaluate_tinyperson(gt, records)
-    return EvalReport(result, results, failures, stats, dataset, detector.weights, recall_by_size(gt, records))
+    scale = None
+    if detector.options.frame_size is not None:  # recall by the sizes the model saw
+        fw, fh = detector.options.frame_size
+        scale = {im.image_id: math.sqrt(fw * fh / (im.width * im.height)) for im in dataset.images}
+    recall = recall_by_size(gt, records, size_scale=scale)
+    return EvalReport(result, results, failures, stats, dataset, detector.weights, recall, detector.options.frame_size)
 
 
 def evaluate_model(
