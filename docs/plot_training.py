@@ -1,8 +1,11 @@
 """Draw a training run's curves (loss by component, valid AP50-tiny and MR50-tiny per epoch).
 
     python docs/plot_training.py runs/lite/metrics.jsonl --out weights/training_curves.png
+    python docs/plot_training.py runs/a/metrics.jsonl runs/b/metrics.jsonl --out curves.png
 
-Reads the ``metrics.jsonl`` that ``sspnet train`` writes in its run folder.
+Reads the ``metrics.jsonl`` that ``sspnet train`` writes in its run folder. Several files are
+stages of one model (the second ``--init`` from the first's best.pt): drawn one after another,
+steps and epochs running on, with a dotted line where a stage starts.
 """
 from __future__ import annotations
 
@@ -20,19 +23,30 @@ LOSSES = ("loss", "loss_rpn_cls", "loss_rpn_box", "loss_rcnn_cls", "loss_rcnn_bo
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("metrics", type=Path)
+    ap.add_argument("metrics", type=Path, nargs="+")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--title", default="")
     args = ap.parse_args()
-    records = [json.loads(line) for line in args.metrics.read_text().splitlines() if line.strip()]
-    steps = [r for r in records if "loss" in r]
-    vals = [r for r in records if "val" in r]
+    steps: list[dict] = []
+    vals: list[dict] = []
+    starts: list[tuple[int, int]] = []  # (step, epoch) where each later stage begins
+    step0 = epoch0 = 0
+    for path in args.metrics:
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        if step0:
+            starts.append((step0, epoch0))
+        steps += [dict(r, step=r["step"] + step0) for r in records if "loss" in r]
+        vals += [dict(r, epoch=r["epoch"] + epoch0) for r in records if "val" in r]
+        step0 = max([r["step"] for r in steps] or [0])
+        epoch0 = max([r["epoch"] + 1 for r in vals] or [0])
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for key in LOSSES:
         xs = [r["step"] for r in steps if key in r]
         ys = [r[key] for r in steps if key in r]
         if xs:
             left.plot(xs, _smooth(ys), label=key, linewidth=2 if key == "loss" else 1)
+    for step, _ in starts:
+        left.axvline(step, color="grey", linestyle=":", linewidth=1)
     left.set_xlabel("step (batch of 2 patches)")
     left.set_ylabel("loss (mean over 10 steps, smoothed)")
     left.set_yscale("log")
@@ -42,6 +56,8 @@ def main() -> None:
     right.plot(epochs, [r["val"].get("AP50_tiny") for r in vals], "o-", label="AP50-tiny")
     right.plot(epochs, [r["val"].get("AP25_tiny") for r in vals], "s--", label="AP25-tiny")
     right.plot(epochs, [r["val"].get("MR50_tiny") for r in vals], "^:", label="MR50-tiny (lower is better)")
+    for _, epoch in starts:
+        right.axvline(epoch + 0.5, color="grey", linestyle=":", linewidth=1)
     right.set_xlabel("epoch")
     right.set_ylabel("valid split, %")
     right.legend(fontsize=8)
