@@ -36,7 +36,7 @@ def test_geojson_csv_and_json_outputs(tmp_path, weights, capsys):
     assert list(rows[0])[:7] == ["image", "x1", "y1", "x2", "y2", "score", "label"]
     assert len(rows) == len(gj["features"])
     coco = json.loads((tmp_path / "out.json").read_text())
-    assert coco["images"][0]["width"] == 640 and len(coco["annotations"]) == len(rows)
+    assert coco["images"][0]["width"] == 1760 and len(coco["annotations"]) == len(rows)
 
 
 def test_same_input_same_output_bytes(tmp_path, weights):

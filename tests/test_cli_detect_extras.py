@@ -31,7 +31,7 @@ def test_report_with_heatmaps_from_the_same_run(tmp_path, weights):
     pngs = sorted(p.name for p in report.rglob("*attention*.png"))
     assert any("combined" in n for n in pngs) and any("P2" in n for n in pngs)
     heat = cv2.imread(str(next(report.rglob("*attention_combined.png"))))
-    assert heat.shape[:2] == (640, 640)
+    assert heat.shape[:2] == (990, 1760)
 
 
 def test_heatmaps_into_save_vis(tmp_path, weights):
