@@ -347,3 +347,9 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         return _from_dict(cls, data, "train")
+
+
+def training_frame_size(meta: Optional[dict[str, Any]]) -> Optional[tuple[int, int]]:
+    """The ``--frame-size`` a checkpoint was trained with (from its metadata), or None."""
+    size = ((meta or {}).get("train_config") or {}).get("frame_size")
+    return (int(size[0]), int(size[1])) if size else None

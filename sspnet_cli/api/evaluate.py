@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
+from sspnet_cli.config import training_frame_size
 from sspnet_cli.data import open_dataset
 from sspnet_cli.errors import SSPNetError
 from sspnet_cli.evaluation import EvalResult, evaluate_files
@@ -42,14 +43,7 @@ def evaluate(
         raise SSPNetError(f"frame_size must be 'training', (width, height) or None, got {frame_size!r}")
     if frame_size is not None:
         detector = detector.with_options(frame_size=(int(frame_size[0]), int(frame_size[1])))
-    report = evaluate_detector(detector, dataset, on_tiles=on_tiles, on_frame=on_frame)
-    return report
-
-
-def training_frame_size(meta: dict[str, Any]) -> Optional[tuple[int, int]]:
-    """The ``--frame-size`` a checkpoint was trained with (from its metadata), or None."""
-    size = (meta.get("train_config") or {}).get("frame_size")
-    return (int(size[0]), int(size[1])) if size else None
+    return evaluate_detector(detector, dataset, on_tiles=on_tiles, on_frame=on_frame)
 
 
 def evaluate_detections(gt: PathLike, detections: PathLike) -> EvalResult:

@@ -145,6 +145,11 @@ class _Unit:
     original_size: Optional[tuple[int, int]] = None
 
 
+def _read_problem(exc: BaseException) -> str:
+    """One line for a frame whose pixels could not be read."""
+    return getattr(exc, "problem", None) or f"read failed ({str(exc).splitlines()[0][:120]})"
+
+
 def unit_rows(windows: list[Window]) -> list[int]:
     """The distinct tile-row offsets (y) of a window grid, top to bottom."""
     return sorted({w.y for w in windows})
@@ -423,7 +428,7 @@ class Detector:
                 yield ("failed", seq, unit, name, getattr(exc, "problem", str(exc)))
                 continue
             original_size = None
-            if self.options.frame_size is not None and isinstance(source, ImageSource):
+            if self.options.frame_size is not None:
                 original_size = (source.width, source.height)
                 original = source
                 try:
@@ -431,8 +436,7 @@ class Detector:
                     # results are mapped back to the stored frame's pixels, which these describe
                     source.georef, source.camera, source.warnings = original.georef, original.camera, original.warnings
                 except (SSPNetError, OSError, RuntimeError) as exc:
-                    problem = getattr(exc, "problem", None) or f"read failed ({str(exc).splitlines()[0][:120]})"
-                    yield ("failed", seq, unit, name, problem)
+                    yield ("failed", seq, unit, name, _read_problem(exc))
                     continue
             windows = window_grid(source.width, source.height, self.options.tile, self.options.overlap)
             ys = unit_rows(windows)
@@ -447,8 +451,7 @@ class Detector:
                     rgb, valid = source.read(Window(0, y, band_width, th))
                     yield ("band", seq, y, rgb, valid)
             except (SSPNetError, OSError, RuntimeError) as exc:
-                problem = getattr(exc, "problem", None) or f"read failed ({str(exc).splitlines()[0][:120]})"
-                yield ("failed", seq, unit, name, problem)
+                yield ("failed", seq, unit, name, _read_problem(exc))
                 continue
             yield ("bands_done", seq)
 
