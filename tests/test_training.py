@@ -62,12 +62,17 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, dataset):
     Trainer(dataset, tmp_path / "a", train_cfg(**cfg), small_config(), device="cpu", deterministic=True).run()
     Trainer(dataset, tmp_path / "b", train_cfg(max_steps=3, **cfg), small_config(), device="cpu", deterministic=True).run()
     assert read_checkpoint(tmp_path / "b" / "last.pt")["train_state"]["step"] == 3
+    # a stretch trained after the last checkpoint and lost (a killed run): logged, not kept
+    with open(tmp_path / "b" / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": 4, "epoch": 0, "loss": 123.0}) + "\n")
     Trainer(dataset, tmp_path / "b", train_cfg(**cfg), small_config(), device="cpu", resume=tmp_path / "b" / "last.pt", deterministic=True).run()
     a = read_checkpoint(tmp_path / "a" / "last.pt")
     b = read_checkpoint(tmp_path / "b" / "last.pt")
     assert a["train_state"]["step"] == b["train_state"]["step"]
     for key, value in a["state_dict"].items():
         assert torch.equal(value, b["state_dict"][key]), key
+    logged = [[(r["step"], r["loss"]) for r in map(json.loads, (tmp_path / run / "metrics.jsonl").read_text().splitlines()) if "loss" in r] for run in "ab"]
+    assert logged[0] == logged[1]
 
 
 def test_existing_run_folder_is_refused(tmp_path, dataset):

@@ -242,7 +242,21 @@ class Trainer:
             self.step = int(self.state["step"])
             self.best = self.state.get("best_metric")
             _set_rng_state(self.state["rng"], self.ctx.device)
+            if self.ctx.is_main:
+                self._drop_metrics_after(self.step)
         self._write_config()
+
+    def _drop_metrics_after(self, step: int) -> None:
+        """Forget the metrics logged after the checkpoint a run resumes from: that stretch is
+        trained again, and its records would otherwise appear twice in the curves."""
+        path = self.run_dir / "metrics.jsonl"
+        if not path.exists():
+            return
+        lines = path.read_text(encoding="utf-8").splitlines()
+        kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
+        if len(kept) != len(lines):
+            with atomic_write(path) as f:
+                f.write("".join(line + "\n" for line in kept))
 
     def _write_config(self) -> None:
         if not self.ctx.is_main:
