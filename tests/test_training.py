@@ -156,3 +156,37 @@ def test_cli_train_lite_preset_says_how_long_the_run_takes(tmp_path, dataset, ca
     assert run_cli("train", dataset, "--out", run2, "--backbone", "resnet18", "--neck-channels", "256", "--tile", "192x160",
                    "--max-steps", "1", "--device", "cpu", "--workers", "0", "--val-split", "none") == 0
     assert "--model lite" in capsys.readouterr().err  # a heavy model on a CPU is pointed at the lite preset
+
+
+def test_rpn_proposals_stay_fp32_under_autocast():
+    """torchvision's decode casts the anchors to the deltas' dtype: in bf16 a proposal at x ~ 600
+    would be a few pixels off, more than a tiny person's width."""
+    from sspnet_cli.model.build import build_from_config
+
+    torch.manual_seed(0)
+    model = build_from_config(small_config()).eval()
+    batch = (torch.rand(1, 3, 256, 384) * 255).to(torch.uint8)
+    with torch.no_grad():
+        levels, _ = model.features(model._normalise(batch))
+        ref, _, _ = model.rpn(levels, [(256, 384)])
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            proposals, scores, _ = model.rpn([lv.bfloat16() for lv in levels], [(256, 384)])
+    assert proposals[0].dtype == torch.float32 and scores[0].dtype == torch.float32
+    # the same candidates up to the bf16 head outputs
+    from torchvision.ops import box_iou
+
+    assert float(box_iou(proposals[0][:50], ref[0]).max(1).values.min()) > 0.9
+
+
+def test_amp_on_the_cpu_trains_in_bf16_or_says_why_not(tmp_path, dataset, capsys):
+    from sspnet_cli.training.precision import amp_dtype, cpu_has_bf16
+
+    assert amp_dtype(torch.device("cpu")) == (torch.bfloat16 if cpu_has_bf16() else None)
+    messages = []
+    trainer = Trainer(dataset, tmp_path / "amp", train_cfg(max_steps=2, amp=True), small_config(), device="cpu")
+    trainer._say = messages.append  # type: ignore[method-assign]
+    result = trainer.run()
+    assert result.steps == 2
+    assert any(("bf16 autocast" in m) if cpu_has_bf16() else ("training in fp32" in m) for m in messages), messages
+    state = read_checkpoint(tmp_path / "amp" / "last.pt")["state_dict"]
+    assert all(v.dtype != torch.bfloat16 for v in state.values())  # the weights stay fp32

@@ -54,6 +54,9 @@ class RPN(RegionProposalNetwork):
         anchors = torch.cat(per_level)
         num_images = features[0].shape[0]
         objectness, deltas = concat_box_prediction_layers(objectness, deltas)
+        # under autocast the head's outputs are fp16/bf16, and torchvision's decode casts the
+        # anchors to their dtype: 8-10 bit mantissas would put proposals pixels off
+        objectness, deltas = objectness.float(), deltas.float()
         proposals = self.box_coder.decode(deltas.detach(), [anchors] * num_images).view(num_images, -1, 4)
         boxes, scores = self.filter_proposals(proposals, objectness, image_sizes, [len(a) for a in per_level])
         losses: dict[str, Tensor] = {}

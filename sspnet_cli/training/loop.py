@@ -37,6 +37,7 @@ from sspnet_cli.model.build import build_from_config
 from sspnet_cli.model.checkpoint import load_state_strict, read_checkpoint, save_checkpoint
 from sspnet_cli.atomic import atomic_write
 from sspnet_cli.distributed import DistContext, all_reduce_mean, setup
+from sspnet_cli.training.precision import amp_dtype
 from sspnet_cli.training.schedule import lr_factor
 
 SHIPPED_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
@@ -170,6 +171,7 @@ class Trainer:
             # what a resumed run may change: how long it runs and how it loads data
             saved_train.max_steps, saved_train.epochs = self.cfg.max_steps, self.cfg.epochs
             saved_train.workers = self.cfg.workers
+            saved_train.amp = self.cfg.amp  # and the arithmetic: mixed precision on or off
             self.cfg = saved_train
             self.backbone_note = ckpt.get("meta", {}).get("backbone_init", "resumed")
             backbone_path = None
@@ -230,10 +232,13 @@ class Trainer:
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.base_lr = self.cfg.total_lr(self.ctx.world_size)
         self.optimizer = torch.optim.SGD(params, lr=self.base_lr, momentum=self.cfg.momentum, weight_decay=self.cfg.weight_decay)
-        self.use_amp = self.cfg.amp and self.ctx.device.type == "cuda"
-        if self.cfg.amp and not self.use_amp:
-            self._say("--amp needs CUDA; training in fp32")
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.autocast_dtype = amp_dtype(self.ctx.device) if self.cfg.amp else None
+        if self.cfg.amp and self.autocast_dtype is None:
+            self._say("--amp needs CUDA or a CPU with bf16 units (AVX512-BF16 or AMX); training in fp32")
+        elif self.autocast_dtype is torch.bfloat16:
+            self._say("--amp: bf16 autocast on this CPU")
+        # bf16 keeps fp32's exponent range: only fp16 needs its gradients scaled
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype is torch.float16)
         self.step = 0
         self.best: Optional[float] = None
         if self.state:
@@ -378,7 +383,9 @@ class Trainer:
             group["lr"] = self.base_lr * factor
         images = [im.to(self.ctx.device, non_blocking=True) for im in images]
         targets = [{k: v.to(self.ctx.device) for k, v in t.items()} for t in targets]
-        autocast = torch.autocast("cuda", dtype=torch.float16) if self.use_amp else contextlib.nullcontext()
+        autocast = (
+            torch.autocast(self.ctx.device.type, dtype=self.autocast_dtype) if self.autocast_dtype else contextlib.nullcontext()
+        )
         with autocast:
             losses = self.ddp_model(images, targets)
         total = sum(losses.values())
