@@ -72,6 +72,10 @@ class RoIConfig:
     soft_nms_iou: float = 0.3
     soft_nms_min_score: float = 0.05
     detections_per_img: int = 500
+    # box voting after soft-NMS: each kept box becomes the score-weighted mean of the candidates
+    # overlapping it by IoU >= this (0: off, the reference's soft-NMS alone). A tiny person's box
+    # moves a pixel or two between proposals, which at IoU 0.5 decides a match (docs/model.md)
+    box_voting_iou: float = 0.5
 
 
 @dataclass

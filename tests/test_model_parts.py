@@ -149,3 +149,35 @@ def test_folding_batchnorm_gives_the_same_detections():
     assert torch.allclose(a["boxes"], b["boxes"], atol=0.05) and torch.allclose(a["scores"], b["scores"], atol=1e-4)
     with pytest.raises(ValueError):
         fold_batchnorm(copy.deepcopy(model).train())
+
+
+def test_box_voting_averages_the_overlapping_candidates_by_score():
+    from sspnet_cli.model.roi_heads import vote_boxes
+
+    boxes = torch.tensor([[10.0, 10, 20, 30], [12.0, 10, 22, 30], [40.0, 40, 50, 60], [10.0, 12, 20, 32]])
+    scores = torch.tensor([0.9, 0.3, 0.8, 0.6])
+    voted = vote_boxes(boxes[[0, 2]], boxes, boxes, scores, 0.5)
+    # box 0 with its neighbours 1 (IoU 0.67) and 3 (IoU 0.82); box 2 alone
+    expected0 = (0.9 * boxes[0] + 0.3 * boxes[1] + 0.6 * boxes[3]) / 1.8
+    assert torch.allclose(voted[0], expected0) and torch.equal(voted[1], boxes[2])
+    # a stricter threshold leaves box 1 out; another class (shifted far away) never votes
+    assert torch.allclose(vote_boxes(boxes[[0]], boxes, boxes, scores, 0.75)[0], (0.9 * boxes[0] + 0.6 * boxes[3]) / 1.5)
+    shifted = boxes.clone()
+    shifted[3] += 1000
+    assert torch.allclose(vote_boxes(shifted[[0]], shifted, boxes, scores, 0.5)[0], (0.9 * boxes[0] + 0.3 * boxes[1]) / 1.2)
+
+
+def test_roi_select_votes_only_when_asked():
+    from sspnet_cli.config import RoIConfig, WNSConfig
+    from sspnet_cli.model.roi_heads import RoIHead
+
+    boxes = torch.tensor([[[10.0, 10, 20, 30]], [[12.0, 10, 22, 30]], [[40.0, 40, 50, 60]]])
+    probs = torch.tensor([[0.9], [0.3], [0.8]])
+    picks = {}
+    for iou in (0.0, 0.5):
+        head = RoIHead(RoIConfig(fc_dim=16, box_voting_iou=iou), WNSConfig(), 8, 1, (4, 8, 16, 32))
+        picks[iou] = head.select(probs, boxes, [3], [(100, 100)])[0]
+    assert torch.equal(picks[0.0]["scores"], picks[0.5]["scores"])
+    assert torch.equal(picks[0.0]["boxes"][0], boxes[0, 0])
+    assert torch.allclose(picks[0.5]["boxes"][0], (0.9 * boxes[0, 0] + 0.3 * boxes[1, 0]) / 1.2)
+    assert torch.equal(picks[0.5]["boxes"][1], boxes[2, 0])

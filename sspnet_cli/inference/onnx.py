@@ -156,6 +156,10 @@ def _sidecar(cfg: ModelConfig, meta: dict, checkpoint: Union[str, Path], has_att
             "class_logits": "softmax; column 0 background", "box_weights": [1.0 / s for s in cfg.roi.box_stds],
             "score_thresh": cfg.roi.score_thresh, "soft_nms": {"kind": "linear", "iou": cfg.roi.soft_nms_iou, "min_score": cfg.roi.soft_nms_min_score},
             "detections_per_image": cfg.roi.detections_per_img,
+            "box_voting": {
+                "iou": cfg.roi.box_voting_iou,
+                "rule": "after soft-NMS, each kept box = mean of the candidate boxes (score > score_thresh) with IoU >= iou, weighted by their scores; 0: off",
+            },
         },
         "model_config": cfg.to_dict(),
         "checkpoint": {"file": Path(checkpoint).name, "sha256": sha256_of(checkpoint), "meta": meta},

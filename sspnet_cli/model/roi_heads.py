@@ -163,7 +163,20 @@ class RoIHead(nn.Module):
         kept = soft_nms(
             cand_boxes, cand_scores, self.cfg.soft_nms_iou, self.cfg.soft_nms_min_score, self.cfg.detections_per_img
         )
-        return [
-            {"boxes": img_boxes[idx], "scores": sc, "labels": labels[idx]}
-            for (idx, sc), (img_boxes, labels) in zip(kept, cand)
-        ]
+        out = []
+        for (idx, sc), (img_boxes, labels), shifted, scores, size in zip(kept, cand, cand_boxes, cand_scores, image_sizes):
+            boxes = img_boxes[idx]
+            if self.cfg.box_voting_iou > 0 and len(idx):
+                voted = vote_boxes(shifted[idx], shifted, img_boxes, scores, self.cfg.box_voting_iou)
+                boxes = box_ops.clip_boxes_to_image(voted, size)  # a mean of clipped boxes may pass the edge by a rounding
+            out.append({"boxes": boxes, "scores": sc, "labels": labels[idx]})
+        return out
+
+
+def vote_boxes(kept: Tensor, candidates: Tensor, boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
+    """Box voting: each kept box becomes the mean of ``boxes`` weighted by ``scores`` over the
+    candidates overlapping it by IoU >= ``iou_threshold`` (``kept`` and ``candidates`` are the
+    class-shifted boxes the overlaps are measured on, so classes never vote for each other; a kept
+    box is one of the candidates, so it always has a vote)."""
+    weights = (box_ops.box_iou(kept, candidates) >= iou_threshold).to(scores.dtype) * scores[None]
+    return (weights @ boxes) / weights.sum(1, keepdim=True).clamp_min(torch.finfo(scores.dtype).tiny)
