@@ -23,7 +23,7 @@ def train(
     batch_size: int = typer.Option(2, "--batch-size", callback=in_range(1, None), help="Patches per iteration per process."),
     lr: Optional[float] = typer.Option(None, callback=in_range(0, None, above=True), help="Learning rate. [default: 0.002 x total batch / 2]"),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N (under torchrun: each process its cuda:LOCAL_RANK)."),
-    amp: bool = typer.Option(False, "--amp", help="Mixed precision: fp16 autocast with gradient scaling on CUDA; bf16 autocast on a CPU with bf16 units (AVX512-BF16 or AMX), about 1.5x faster training there (benchmarks/README.md); fp32 elsewhere, with a note. [default: off]"),
+    amp: bool = typer.Option(False, "--amp", help="Mixed precision: fp16 autocast with gradient scaling on CUDA; bf16 autocast on a CPU with bf16 units (AVX512-BF16 or AMX), a training step about 1.4x faster on this project's 2-core Xeon (benchmarks/README.md); fp32 elsewhere, with a note. [default: off]"),
     workers: int = typer.Option(2, callback=in_range(0, None), help="Data-loading worker processes."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a run exactly from its last.pt (model, optimizer, step, RNG)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from another checkpoint's weights (fine-tuning); same architecture."),
