@@ -3,7 +3,8 @@
     python docs/make_default_weights.py runs/lite3/best.pt --data ../shared/data/tinyperson-rf
 
 What it does, each step checked:
-1. evaluates the checkpoint on the valid split (the split that picked it) and records the recall
+1. evaluates the checkpoint on the valid split at ``--test-scales`` (recorded in the file as the
+   model's own: ``detect``/``eval --scales model``, their default) (the split that picked it) and records the recall
    by person size there (``detect --coverage`` reads it from the shipped file);
 2. writes the weights as fp16 with no optimiser state (``save_checkpoint(half=True)``), with the
    run's metadata plus ``recall_by_size``, ``valid_metrics`` and ``source_sha256``;
@@ -42,6 +43,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "weights" / "sspnet_default.pt")
     parser.add_argument("--command", default="", help="the training command, recorded in the metadata")
     parser.add_argument("--wall-s", type=float, default=None, help="the run's wall time in seconds")
+    parser.add_argument("--test-scales", default="1", help="the test scales chosen on the valid split, e.g. 1,1.5 [1]")
     args = parser.parse_args()
 
     import torch
@@ -50,7 +52,8 @@ def main() -> int:
     from sspnet_cli.inference.engine import Detector
     from sspnet_cli.model.checkpoint import load_model, save_checkpoint
 
-    report = api.evaluate(args.checkpoint, args.data, split=args.split, device="cpu")
+    scales = [float(s) for s in args.test_scales.split(",") if s.strip()]
+    report = api.evaluate(args.checkpoint, args.data, split=args.split, device="cpu", scales=tuple(scales))
     model, meta = load_model(args.checkpoint)
     meta = {k: v for k, v in meta.items() if k not in ("val",)}
     meta.update(
@@ -58,6 +61,7 @@ def main() -> int:
         recall_by_size_split=args.split,
         valid_metrics={k: v for k, v in report.result.metrics.items() if v is not None},
         source_sha256=sha256(args.checkpoint),
+        test_scales=scales,
     )
     if args.command:
         meta["training_command"] = args.command
@@ -66,7 +70,7 @@ def main() -> int:
     save_checkpoint(args.out, model, meta=meta, half=True)
 
     samples = sorted((ROOT / "samples").glob("*.jpg"))
-    full = Detector(args.checkpoint, device="cpu")
+    full = Detector(args.checkpoint, device="cpu", scales=tuple(scales))
     shipped = Detector(args.out, device="cpu")
     # detections right at the 0.3 threshold or an NMS tie may come and go: compare the confident ones
     worst_box = worst_score = 0.0
@@ -92,7 +96,7 @@ def main() -> int:
     if unmatched > max(1, count // 20):
         print(f"fp16 weights drift: {unmatched} of {count} confident detections unmatched", file=sys.stderr)
         return 1
-    again = api.evaluate(args.out, args.data, split=args.split, device="cpu").result.metrics
+    again = api.evaluate(args.out, args.data, split=args.split, device="cpu").result.metrics  # the model's own scales
     drift = {k: abs((again.get(k) or 0.0) - (report.result.metrics.get(k) or 0.0)) for k in ("AP50_tiny", "AP25_tiny", "MR50_tiny")}
     if max(drift.values()) > 0.2:
         print(f"fp16 weights change the {args.split} metrics: {drift}", file=sys.stderr)

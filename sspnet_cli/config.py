@@ -353,6 +353,13 @@ class TrainConfig:
         return _from_dict(cls, data, "train")
 
 
+def model_test_scales(meta: Optional[dict[str, Any]]) -> tuple[float, ...]:
+    """The test scales a checkpoint recommends (its metadata's ``test_scales``, chosen on the
+    validation split when the model was shipped), or ``(1.0,)`` where it records none."""
+    scales = (meta or {}).get("test_scales")
+    return tuple(float(s) for s in scales) if scales else (1.0,)
+
+
 def training_frame_size(meta: Optional[dict[str, Any]]) -> Optional[tuple[int, int]]:
     """The ``--frame-size`` a checkpoint was trained with (from its metadata), or None."""
     size = ((meta or {}).get("train_config") or {}).get("frame_size")

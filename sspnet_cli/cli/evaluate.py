@@ -26,7 +26,7 @@ def evaluate(
     overlap: int = typer.Option(30, callback=in_range(0, None), help="Tile overlap in pixels."),
     batch_size: str = typer.Option("auto", "--batch-size", help="Tiles per forward: auto (1 on CPU, 8 on CUDA) or a number."),
     half: bool = typer.Option(False, "--half", help="fp16 autocast on CUDA. [default: off]"),
-    scales: str = typer.Option("1", help="Test scales, e.g. '2,3' for the reference's up-sampled test."),
+    scales: str = typer.Option("model", help="Test scales: 'model' (the ones the checkpoint records; 1 where it records none) or numbers, e.g. '1', '1,1.5', or '2,3' for the reference's up-sampled test."),
     frame_size: str = typer.Option("training", "--frame-size", help="Resize every frame before detection: training (as the checkpoint's training did with its --frame-size, e.g. TinyPerson-RF's squeezed 640x640 frames back to 1760x990; as stored if it recorded none), native (as stored) or WIDTHxHEIGHT. Metrics stay in the stored frames' pixels."),
 ) -> int:
     """Evaluate with the exact TinyPerson metrics (AP and log-average miss rate at IoU 0.25/0.5/0.75).
@@ -60,7 +60,8 @@ def evaluate(
         result = report.result
         name = report.weights.name if report.weights else "model"
         resized = f", resized to {report.frame_size[0]}x{report.frame_size[1]}" if report.frame_size else ""
-        say(f"{report.stats.images} frames{resized}, {report.stats.tiles} tiles, {report.stats.seconds:.1f} s")
+        scales = ",".join(f"{s:g}" for s in report.scales)
+        say(f"{report.stats.images} frames{resized}, {report.stats.tiles} tiles at scales {scales}, {report.stats.seconds:.1f} s")
     for warning in result.warnings[:10]:
         say(f"warning: {warning}")
     _print_tables(result, name)

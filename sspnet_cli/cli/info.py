@@ -71,6 +71,10 @@ def _print_tables(desc: dict) -> None:
             f"trained on frames resized to {w}x{h} (--frame-size); `sspnet eval` resizes a dataset's frames the same way, "
             "`sspnet detect` takes images at their own size", markup=False, soft_wrap=True,
         )
+    if desc.get("test_scales"):
+        scales = ",".join(f"{s:g}" for s in desc["test_scales"])
+        note = "" if scales == "1" else " (each tile also up-sampled; --scales 1 is the fastest)"
+        console.print(f"test scales: {scales}{note}: what detect and eval use unless --scales says otherwise", markup=False, soft_wrap=True)
     if desc.get("checkpoint"):
         meta = Table(title="Checkpoint")
         meta.add_column("key")

@@ -41,8 +41,10 @@ def parse_pair(text: str, option: str) -> tuple[float, float]:
     return low, high
 
 
-def parse_scales(text: str) -> tuple[float, ...]:
-    """``"1"`` -> (1.0,); ``"2,3"`` -> (2.0, 3.0)."""
+def parse_scales(text: str) -> Optional[tuple[float, ...]]:
+    """``"1"`` -> (1.0,); ``"2,3"`` -> (2.0, 3.0); ``"model"`` -> None (the checkpoint's own)."""
+    if text.strip().lower() == "model":
+        return None
     try:
         values = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:

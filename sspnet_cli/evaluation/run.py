@@ -39,6 +39,8 @@ class EvalReport:
     recall_by_size: list[dict[str, float]] = field(default_factory=list)
     #: the size frames were resized to for detection (None: as stored)
     frame_size: Optional[tuple[int, int]] = None
+    #: the test scales the detector ran at (the model's own unless asked otherwise)
+    scales: tuple[float, ...] = (1.0,)
 
 
 def detection_records(results: list[ImageResult], image_ids: dict[str, int]) -> list[dict[str, Any]]:
@@ -90,7 +92,9 @@ def evaluate_detector(
         fw, fh = detector.options.frame_size
         scale = {im.image_id: math.sqrt(fw * fh / (im.width * im.height)) for im in dataset.images}
     recall = recall_by_size(gt, records, size_scale=scale)
-    return EvalReport(result, results, failures, stats, dataset, detector.weights, recall, detector.options.frame_size)
+    return EvalReport(
+        result, results, failures, stats, dataset, detector.weights, recall, detector.options.frame_size, tuple(detector.options.scales)
+    )
 
 
 def evaluate_model(

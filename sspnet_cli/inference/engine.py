@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sspnet_cli.config import model_test_scales
 from sspnet_cli.distributed import resolve_device
 from sspnet_cli.errors import InputError, SSPNetError
 from sspnet_cli.inference.background import background
@@ -54,7 +55,8 @@ class DetectOptions:
     nms_iou: float = 0.5
     batch_size: Optional[int] = None  # None: CPU_BATCH on the CPU, CUDA_BATCH on CUDA
     half: bool = False
-    scales: tuple[float, ...] = (1.0,)
+    # None: the model's own (its checkpoint's ``test_scales``; 1 where it records none)
+    scales: Optional[tuple[float, ...]] = None
     bands: Optional[tuple[int, ...]] = None
     heatmaps: bool = False  # also return the SSPNet attention maps, stitched per frame
     # resize every frame to (width, height) before tiling; results come back in the frame's own
@@ -68,7 +70,7 @@ class DetectOptions:
             "score_thr": self.score_thr,
             "nms_iou": self.nms_iou,
             "half": self.half,
-            "scales": list(self.scales),
+            "scales": list(self.scales) if self.scales is not None else "model",
             "bands": list(self.bands) if self.bands else None,
         }
         if self.frame_size:
@@ -313,7 +315,9 @@ class Detector:
             raise SSPNetError("--half needs a CUDA device (fp16 autocast); on the CPU leave it off")
         if options.batch_size is not None and options.batch_size < 1:
             raise SSPNetError("batch size must be at least 1")
-        if any(s <= 0 for s in options.scales):
+        if options.scales is None:
+            options = replace(options, scales=model_test_scales(self.meta))
+        if not options.scales or any(s <= 0 for s in options.scales):
             raise SSPNetError("scales must be positive")
         self.model = model
         self.options = options

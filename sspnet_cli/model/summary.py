@@ -5,7 +5,7 @@ from typing import Any, Optional
 
 from torch import nn
 
-from sspnet_cli.config import ModelConfig, describe_preset, preset_of, training_frame_size
+from sspnet_cli.config import ModelConfig, describe_preset, model_test_scales, preset_of, training_frame_size
 
 DETECTOR_NAMES = {"faster_rcnn": "Faster R-CNN", "cascade_rcnn": "Cascade R-CNN", "retinanet": "RetinaNet"}
 NECK_NAMES = {"sspnet": "SSPNet (CAM + SEM + SSM)", "fpn": "FPN"}
@@ -82,6 +82,8 @@ def describe(model: nn.Module, meta: Optional[dict[str, Any]] = None) -> dict[st
         "anchors": anchors,
         # frames resized to this while training (``--frame-size``); eval repeats it, detect does not
         "training_frame_size": training_frame_size(meta),
+        # the test scales detect and eval use by default (--scales model)
+        "test_scales": list(model_test_scales(meta)),
         "config": cfg.to_dict(),
         "checkpoint": meta,
     }
