@@ -29,7 +29,7 @@ def detect(
     nms_iou: float = typer.Option(0.5, "--nms-iou", callback=in_range(0.0, 1.0), help="IoU above which overlapping detections from different tiles are merged."),
     batch_size: str = typer.Option("auto", "--batch-size", help="Tiles per forward pass: auto (1 on the CPU, where batching is slower; 8 on CUDA) or a number."),
     half: bool = typer.Option(False, "--half", help="fp16 autocast on CUDA (faster, slightly different scores). [default: off]"),
-    scales: str = typer.Option("model", help="Test scales: 'model' (the ones the checkpoint records, chosen on its validation split; 1 where it records none), or numbers: '1' (fastest), '1,1.5' (each tile also at 1.5x: more of the smallest people, about 3x the model time), '2,3' (the reference's up-sampled test). Boxes and scores are averaged over the scales."),
+    scales: str = typer.Option("model", help="Test scales: 'model' (the ones the checkpoint records, chosen on its validation split; 1 where it records none), or numbers: '1' (fastest), '1,1.5' (each tile also at 1.5x: more of the smallest people, about 2.5x the time), '2,3' (the reference's up-sampled test). Boxes and scores are averaged over the scales."),
     bands: Optional[str] = typer.Option(None, help="Raster bands (1-based) shown to the model as R,G,B, e.g. '4,3,2'. [default: the first three; grey replicated]"),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Also look in subfolders of folder inputs. [default: off]"),
     save_vis: Optional[Path] = typer.Option(None, "--save-vis", help="Also save each image with its boxes drawn into this folder (huge rasters down-scaled)."),
