@@ -190,3 +190,29 @@ def test_amp_on_the_cpu_trains_in_bf16_or_says_why_not(tmp_path, dataset, capsys
     assert any(("bf16 autocast" in m) if cpu_has_bf16() else ("training in fp32" in m) for m in messages), messages
     state = read_checkpoint(tmp_path / "amp" / "last.pt")["state_dict"]
     assert all(v.dtype != torch.bfloat16 for v in state.values())  # the weights stay fp32
+
+
+def test_empty_patches_can_join_the_training_set(tmp_path):
+    """--empty-patches keeps the windows without a person (the reference skips them) and a
+    batch of nothing but background still trains with finite losses."""
+    root = write_synthetic_dataset(tmp_path / "ds", layout="tinyperson", splits={"train": 2}, size=(640, 192), seed=3)
+    skip = Trainer(root, tmp_path / "a", train_cfg(max_steps=1), small_config(), device="cpu")
+    keep = Trainer(root, tmp_path / "b", train_cfg(max_steps=1, skip_empty_patches=False), small_config(), device="cpu")
+    keep.run()
+    skip.run()
+    assert len(keep.patches) >= len(skip.patches)
+    from sspnet_cli.data import training_patches
+
+    images = keep.train_set.images
+    for im in images:
+        im.boxes = im.boxes[:0]  # a frame of background only
+    assert not training_patches(images, (192, 160), 30, skip_empty=True)
+    assert len(training_patches(images, (192, 160), 30, skip_empty=False)) > 0
+    empty = {"boxes": torch.zeros((0, 4)), "labels": torch.zeros((0,), dtype=torch.long)}
+    model = keep.model.train()
+    losses = model([torch.rand(3, 160, 192)] * 2, [empty, empty])
+    assert all(torch.isfinite(v) for v in losses.values()) and losses["loss_rpn_cls"] > 0
+    run = tmp_path / "cli"
+    assert run_cli("train", root, "--out", run, "--backbone", "resnet18", "--neck-channels", "32", "--tile", "192x160", "--empty-patches",
+                   "--max-steps", "1", "--device", "cpu", "--workers", "0", "--val-split", "none") == 0
+    assert json.loads((run / "config.json").read_text())["train"]["skip_empty_patches"] is False

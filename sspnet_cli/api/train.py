@@ -36,6 +36,7 @@ def train(
     neck_norm: str = "bn",
     tile: tuple[int, int] = (640, 512),
     rotate_limit: float = 45.0,
+    empty_patches: bool = False,
     frame_size: Optional[tuple[int, int]] = None,
     wns: bool = True,
     attention_loss: str = "dice+bce",
@@ -61,7 +62,7 @@ def train(
     train_cfg = TrainConfig(
         epochs=epochs, lr_steps=tuple(lr_steps) if lr_steps else None, max_steps=max_steps, batch_size=batch_size,
         lr=lr, amp=amp, workers=workers, seed=seed, warmup_iters=warmup_iters, tile=tuple(tile),  # type: ignore[arg-type]
-        val_split=val_split, rotate_limit=rotate_limit,
+        val_split=val_split, rotate_limit=rotate_limit, skip_empty_patches=not empty_patches,
         frame_size=tuple(frame_size) if frame_size else None,  # type: ignore[arg-type]
     )
     trainer = Trainer(
