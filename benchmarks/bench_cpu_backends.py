@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from machine import machine  # noqa: E402
 
-from sspnet_cli.inference.onnx import LEVELS  # noqa: E402
+from sspnet_cli.inference.onnx import LEVELS, _CachedHead  # noqa: E402
 from sspnet_cli.model.checkpoint import load_model  # noqa: E402
 from sspnet_cli.model.fold import fold_batchnorm  # noqa: E402
 
@@ -64,20 +64,10 @@ class DenseNormalised(nn.Module):
         return (*levels, *objectness, *deltas, *attentions)
 
 
-class _Cached(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.cache = None
-
-    def forward(self, features):  # noqa: D401 - stands in for the RPN head
-        out, self.cache = self.cache, None
-        return out
-
-
 def plugged(model: nn.Module, dense_fn) -> nn.Module:
     """A copy of ``model`` whose dense part is ``dense_fn(normalised padded batch) -> outputs``."""
     m = copy.deepcopy(model)
-    head = _Cached()
+    head = _CachedHead()
     m.rpn.head = head
     n = len(LEVELS)
 

@@ -3,6 +3,7 @@ onnxruntime and gives the torch model's detections."""
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -68,7 +69,7 @@ def test_onnxruntime_gives_the_torch_detections(exported, tmp_path):
 def test_onnxruntime_runs_the_up_sampled_test_like_torch(exported):
     """The model's own test scales (here 1,1.5) in onnxruntime: the graphs take any size."""
     weights, out = exported
-    frame = np.ascontiguousarray(__import__("cv2").imread(str(SAMPLE))[:512, :640, ::-1])
+    frame = np.ascontiguousarray(cv2.imread(str(SAMPLE))[:512, :640, ::-1])
     by_torch = Detector(weights, device="cpu", score_thr=0.05, scales=(1.0, 1.5)).detect(frame).detections
     by_ort = Detector(out, device="cpu", score_thr=0.05, scales=(1.0, 1.5)).detect(frame).detections
     assert len(by_torch) > 5 and abs(len(by_ort) - len(by_torch)) <= max(2, len(by_torch) // 100)
