@@ -329,6 +329,9 @@ class TrainConfig:
     frame_size: Optional[tuple[int, int]] = None
     val_split: Optional[str] = "valid"
     log_every: int = 10
+    # keep an exponential moving average of the weights with this decay (training/ema.py):
+    # validated, and kept in best.pt, instead of the raw weights; None: off
+    ema_decay: Optional[float] = None
 
     def resolved_lr_steps(self) -> tuple[int, ...]:
         """``lr_steps``, or where None the rule that follows ``epochs``: the official config's

@@ -216,3 +216,62 @@ def test_empty_patches_can_join_the_training_set(tmp_path):
     assert run_cli("train", root, "--out", run, "--backbone", "resnet18", "--neck-channels", "32", "--tile", "192x160", "--empty-patches",
                    "--max-steps", "1", "--device", "cpu", "--workers", "0", "--val-split", "none") == 0
     assert json.loads((run / "config.json").read_text())["train"]["skip_empty_patches"] is False
+
+
+def test_weight_ema_follows_the_average_it_promises():
+    """One parameter, a known sequence: the EMA is d*ema + (1-d)*w with the ramped decay,
+    integer buffers are copied, and the average never trains."""
+    import math
+
+    from sspnet_cli.training.ema import WeightEMA
+
+    model = torch.nn.BatchNorm1d(1)
+    ema = WeightEMA(model, decay=0.9, ramp=2.0)
+    expected = model.weight.detach().clone()
+    for step in range(1, 6):
+        with torch.no_grad():
+            model.weight.fill_(float(step))
+        model.num_batches_tracked += 1
+        ema.update(model)
+        d = 0.9 * (1 - math.exp(-step / 2.0))
+        expected = d * expected + (1 - d) * step
+        assert torch.allclose(ema.model.weight, expected)
+    assert int(ema.model.num_batches_tracked) == 5
+    assert not any(p.requires_grad for p in ema.model.parameters())
+    again = WeightEMA(model, decay=0.5)
+    again.load_state_dict(ema.state_dict())
+    assert again.updates == 5 and again.decay == 0.9 and torch.equal(again.model.weight, ema.model.weight)
+    with pytest.raises(ValueError):
+        WeightEMA(model, decay=1.0)
+
+
+def test_ema_is_what_best_pt_keeps_and_resumes_exactly(tmp_path, dataset):
+    cfg = dict(epochs=2, lr=0.01, ema_decay=0.9, val_split="valid")
+    Trainer(dataset, tmp_path / "a", train_cfg(**cfg), small_config(), device="cpu", deterministic=True).run()
+    Trainer(dataset, tmp_path / "b", train_cfg(max_steps=3, **cfg), small_config(), device="cpu", deterministic=True).run()
+    Trainer(dataset, tmp_path / "b", train_cfg(**cfg), small_config(), device="cpu", resume=tmp_path / "b" / "last.pt", deterministic=True).run()
+    a, b = (read_checkpoint(tmp_path / run / "last.pt") for run in "ab")
+    assert a["train_state"]["ema"]["updates"] == b["train_state"]["ema"]["updates"] == a["train_state"]["step"]
+    for key, value in a["train_state"]["ema"]["state_dict"].items():
+        assert torch.equal(value, b["train_state"]["ema"]["state_dict"][key]), key
+    # best.pt holds the average, not the raw weights of last.pt, and says so
+    best = read_checkpoint(tmp_path / "a" / "best.pt")
+    assert best["meta"]["weights"].startswith("EMA (decay 0.9)")
+    ema_state = a["train_state"]["ema"]["state_dict"] if best["meta"]["step"] == a["train_state"]["step"] else None
+    if ema_state is not None:
+        assert all(torch.equal(best["state_dict"][k], v) for k, v in ema_state.items())
+    assert any(not torch.equal(best["state_dict"][k], v) for k, v in a["state_dict"].items() if v.is_floating_point())
+    records = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert any("val_raw" in r and "AP50_tiny" in r["val_raw"] for r in records)  # the raw weights' score, for comparison
+
+
+def test_ema_can_be_switched_on_when_resuming(tmp_path, dataset, capsys):
+    run = tmp_path / "run"
+    Trainer(dataset, run, train_cfg(max_steps=2, epochs=1), small_config(), device="cpu").run()
+    assert "ema" not in read_checkpoint(run / "last.pt")["train_state"]
+    assert run_cli("train", dataset, "--out", run, "--resume", run / "last.pt", "--epochs", "1", "--ema", "0.99",
+                   "--device", "cpu", "--workers", "0", "--val-split", "none") == 0
+    assert "weight average (EMA, decay 0.99) starts at step 2" in capsys.readouterr().err
+    state = read_checkpoint(run / "last.pt")["train_state"]
+    assert state["train_config"]["ema_decay"] == 0.99 and state["ema"]["updates"] == state["step"] - 2
+    assert run_cli("train", dataset, "--out", tmp_path / "bad", "--ema", "1.5", "--device", "cpu") != 0

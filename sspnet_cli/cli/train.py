@@ -40,6 +40,7 @@ def train(
     frame_size: Optional[str] = typer.Option(None, "--frame-size", help="Resize every frame (train and validation) to WIDTHxHEIGHT before cutting patches, e.g. 1760x990 to give TinyPerson-RF's frames, stored squeezed to 640x640, back their 16:9 shape near the original scale; the checkpoint records it and `sspnet eval` applies it. [default: frames as stored]"),
     rotate_limit: float = typer.Option(45.0, "--rotate-limit", callback=in_range(0.0, 180.0), help="Degrees of the shift-scale-rotate augmentation (the official 45). A rotated box becomes the box around its rotated corners, much wider than a person 3 px wide: 0 keeps boxes tight."),
     empty_patches: bool = typer.Option(False, "--empty-patches", help="Also train on patches with no person in them (pure background: sea, sand, waves), which the reference skips. [default: off, as the reference]"),
+    ema: Optional[float] = typer.Option(None, "--ema", help="Keep an exponential moving average of the weights with this decay (e.g. 0.999: about the last 1,000 steps), validated and kept in best.pt instead of the raw weights (last.pt holds both); may be switched on when resuming. [default: off]"),
     no_wns: bool = typer.Option(False, "--no-wns", help="Sample negatives uniformly instead of by Weighted Negative Sampling (the R-CNN detectors; RetinaNet samples nothing). [default: WNS on]"),
     attention_loss: str = typer.Option("dice+bce", "--attention-loss", help="dice+bce (the paper's) or bce (plain BCE, the ablation)."),
     anchors: str = typer.Option("default", show_default=False, help="default (the reference's anchors for the detector: TinyPerson k-means for the R-CNNs, RetinaNet's own) or kmeans (fitted by k-means to this training set's boxes, stored in the checkpoint). [default: default]"),
@@ -58,7 +59,7 @@ def train(
             batch_size=batch_size, lr=lr, warmup_iters=warmup_iters, device=device, amp=amp, workers=workers,
             resume=resume, init=init, exist_ok=exist_ok, detector=detector, backbone=backbone,
             backbone_weights=backbone_weights, neck=neck, neck_channels=neck_channels, fc_dim=fc_dim,
-            neck_norm=neck_norm, tile=parse_tile(tile), rotate_limit=rotate_limit, empty_patches=empty_patches, frame_size=parse_frame_size(frame_size), wns=not no_wns, attention_loss=attention_loss,
+            neck_norm=neck_norm, tile=parse_tile(tile), rotate_limit=rotate_limit, empty_patches=empty_patches, ema=ema, frame_size=parse_frame_size(frame_size), wns=not no_wns, attention_loss=attention_loss,
             anchors=anchors, seed=seed, val_split=None if val_split.lower() == "none" else val_split,
             deterministic=deterministic, callbacks=callbacks,
         )

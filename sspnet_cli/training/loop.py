@@ -37,6 +37,7 @@ from sspnet_cli.model.build import build_from_config
 from sspnet_cli.model.checkpoint import load_state_strict, read_checkpoint, save_checkpoint
 from sspnet_cli.atomic import atomic_write
 from sspnet_cli.distributed import DistContext, all_reduce_mean, setup
+from sspnet_cli.training.ema import WeightEMA
 from sspnet_cli.training.precision import amp_dtype
 from sspnet_cli.training.schedule import lr_factor
 
@@ -172,6 +173,7 @@ class Trainer:
             saved_train.max_steps, saved_train.epochs = self.cfg.max_steps, self.cfg.epochs
             saved_train.workers = self.cfg.workers
             saved_train.amp = self.cfg.amp  # and the arithmetic: mixed precision on or off
+            saved_train.ema_decay = self.cfg.ema_decay  # and whether a weight average is kept from here on
             self.cfg = saved_train
             self.backbone_note = ckpt.get("meta", {}).get("backbone_init", "resumed")
             backbone_path = None
@@ -208,6 +210,7 @@ class Trainer:
         if self.resume is not None:
             load_state_strict(model, read_checkpoint(self.resume)["state_dict"], self.resume)
         self.model = model.to(self.ctx.device)
+        self.ema = WeightEMA(self.model, self.cfg.ema_decay) if self.cfg.ema_decay else None
         self.ddp_model: nn.Module = self.model
         if self.ctx.distributed:
             ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
@@ -247,6 +250,10 @@ class Trainer:
             self.step = int(self.state["step"])
             self.best = self.state.get("best_metric")
             _set_rng_state(self.state["rng"], self.ctx.device)
+            if self.ema is not None and "ema" in self.state:
+                self.ema.load_state_dict(self.state["ema"])
+            elif self.ema is not None:
+                self._say(f"weight average (EMA, decay {self.cfg.ema_decay:g}) starts at step {self.step}")
             if self.ctx.is_main:
                 self._drop_metrics_after(self.step)
         self._write_config()
@@ -398,6 +405,8 @@ class Trainer:
         self.scaler.scale(total).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.ema is not None:
+            self.ema.update(self.model)
         out = {k: float(v.detach()) for k, v in losses.items()}
         out["loss"] = float(total.detach())
         return out
@@ -425,10 +434,15 @@ class Trainer:
                 from sspnet_cli.evaluation.run import evaluate_model  # local: only validation needs the engine
 
                 self.model.eval()
-                report = evaluate_model(self.model, self.val_set, self.ctx.device, frame_size=self.cfg.frame_size)
+                raw: dict[str, Any] = {}
+                if self.ema is not None:
+                    # the raw weights too, so that the log shows what the average gives
+                    raw = evaluate_model(self.model, self.val_set, self.ctx.device, frame_size=self.cfg.frame_size).result.metrics
+                kept = self.ema.model if self.ema is not None else self.model
+                report = evaluate_model(kept, self.val_set, self.ctx.device, frame_size=self.cfg.frame_size)
                 metrics, recall = report.result.metrics, report.recall_by_size
                 self.model.train()
-                self._append_metrics({"step": self.step, "epoch": epoch, "val": metrics})
+                self._append_metrics({"step": self.step, "epoch": epoch, "val": metrics, **({"val_raw": raw} if raw else {})})
                 if self.cb.on_val:
                     self.cb.on_val(epoch, metrics)
             value = metrics.get(BEST_KEY)
@@ -440,7 +454,9 @@ class Trainer:
             if improved:
                 # the recall by person size: what `detect --coverage` turns into a probability of detection
                 meta = dict(self._meta(metrics), recall_by_size=recall, recall_by_size_split=self.cfg.val_split) if recall else self._meta(metrics)
-                save_checkpoint(self.run_dir / "best.pt", self.model, meta=meta)
+                if self.ema is not None:
+                    meta["weights"] = f"EMA (decay {self.ema.decay:g}) after {self.ema.updates} steps"
+                save_checkpoint(self.run_dir / "best.pt", self.ema.model if self.ema is not None else self.model, meta=meta)
         self.ctx.barrier()
         return metrics
 
@@ -468,6 +484,8 @@ class Trainer:
             "rng": rng,
             "train_config": self.cfg.to_dict(),
         }
+        if self.ema is not None:
+            train_state["ema"] = self.ema.state_dict()
         save_checkpoint(self.run_dir / "last.pt", self.model, meta=self._meta(metrics), train_state=train_state)
 
 
