@@ -274,4 +274,8 @@ def test_ema_can_be_switched_on_when_resuming(tmp_path, dataset, capsys):
     assert "weight average (EMA, decay 0.99) starts at step 2" in capsys.readouterr().err
     state = read_checkpoint(run / "last.pt")["train_state"]
     assert state["train_config"]["ema_decay"] == 0.99 and state["ema"]["updates"] == state["step"] - 2
+    # resumed again without --ema, the run keeps its average going
+    Trainer(dataset, run, train_cfg(epochs=2), small_config(), device="cpu", resume=run / "last.pt").run()
+    again = read_checkpoint(run / "last.pt")["train_state"]
+    assert again["train_config"]["ema_decay"] == 0.99 and again["ema"]["updates"] == again["step"] - 2
     assert run_cli("train", dataset, "--out", tmp_path / "bad", "--ema", "1.5", "--device", "cpu") != 0

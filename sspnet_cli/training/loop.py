@@ -173,7 +173,8 @@ class Trainer:
             saved_train.max_steps, saved_train.epochs = self.cfg.max_steps, self.cfg.epochs
             saved_train.workers = self.cfg.workers
             saved_train.amp = self.cfg.amp  # and the arithmetic: mixed precision on or off
-            saved_train.ema_decay = self.cfg.ema_decay  # and whether a weight average is kept from here on
+            if self.cfg.ema_decay is not None:  # --ema switches a weight average on (or re-sets it); without, the run's own
+                saved_train.ema_decay = self.cfg.ema_decay
             self.cfg = saved_train
             self.backbone_note = ckpt.get("meta", {}).get("backbone_init", "resumed")
             backbone_path = None
@@ -429,6 +430,7 @@ class Trainer:
     def _validate_and_save(self, epoch: int) -> dict[str, Any]:
         metrics: dict[str, Any] = {}
         recall: list[dict[str, float]] = []
+        kept = self.ema.model if self.ema is not None else self.model  # the weights best.pt keeps
         if self.ctx.is_main:
             if self.val_set is not None and len(self.val_set):
                 from sspnet_cli.evaluation.run import evaluate_model  # local: only validation needs the engine
@@ -438,7 +440,6 @@ class Trainer:
                 if self.ema is not None:
                     # the raw weights too, so that the log shows what the average gives
                     raw = evaluate_model(self.model, self.val_set, self.ctx.device, frame_size=self.cfg.frame_size).result.metrics
-                kept = self.ema.model if self.ema is not None else self.model
                 report = evaluate_model(kept, self.val_set, self.ctx.device, frame_size=self.cfg.frame_size)
                 metrics, recall = report.result.metrics, report.recall_by_size
                 self.model.train()
@@ -456,7 +457,7 @@ class Trainer:
                 meta = dict(self._meta(metrics), recall_by_size=recall, recall_by_size_split=self.cfg.val_split) if recall else self._meta(metrics)
                 if self.ema is not None:
                     meta["weights"] = f"EMA (decay {self.ema.decay:g}) after {self.ema.updates} steps"
-                save_checkpoint(self.run_dir / "best.pt", self.ema.model if self.ema is not None else self.model, meta=meta)
+                save_checkpoint(self.run_dir / "best.pt", kept, meta=meta)
         self.ctx.barrier()
         return metrics
 
