@@ -32,6 +32,7 @@ def machine() -> dict:
     if torch is not None:
         info["torch"] = torch.__version__
         info["torch_threads"] = torch.get_num_threads()
+        info["cpu_isa"] = torch.backends.cpu.get_cpu_capability()  # AVX2, AVX512...: what oneDNN can use
         if torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name(0)
     return info
