@@ -146,7 +146,12 @@ def test_folding_batchnorm_gives_the_same_detections():
         (a,), _ = model.predict(x, scales=(1.0,), with_attention=False)
         (b,), _ = folded.predict(x, scales=(1.0,), with_attention=False)
     assert len(a["boxes"]) == len(b["boxes"]) > 0
-    assert torch.allclose(a["boxes"], b["boxes"], atol=0.05) and torch.allclose(a["scores"], b["scores"], atol=1e-4)
+    # The untrained head gives many equal scores, so rounding differences between CPU kernels
+    # (AVX2 vs AVX512) may reorder ties: match every detection to one of the other set instead.
+    box_gap = torch.cdist(a["boxes"], b["boxes"], p=float("inf"))
+    score_gap = (a["scores"][:, None] - b["scores"][None, :]).abs()
+    same = (box_gap < 0.05) & (score_gap < 1e-4)
+    assert bool(same.any(1).all()) and bool(same.any(0).all())
     with pytest.raises(ValueError):
         fold_batchnorm(copy.deepcopy(model).train())
 
