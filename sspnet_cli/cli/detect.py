@@ -22,7 +22,7 @@ def detect(
     out: list[Path] = typer.Option(..., "--out", "-o", help="Output file; the suffix picks the format: .geojson, .csv, .json (COCO-style), .gpx (waypoints for handhelds, CalTopo/SARTopo) or .kml (Google Earth). Repeat for several from one run (--out a.geojson --out a.gpx). Written atomically, once, at the end."),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Checkpoint to use. [default: the trained model shipped in weights/]"),
     device: str = typer.Option("auto", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N. Under torchrun each process uses cuda:LOCAL_RANK (or the CPU)."),
-    backend: str = typer.Option("auto", help="auto: onnxruntime on the CPU where the onnxruntime and onnx packages are installed (about 2x torch there; a checkpoint is exported once and kept in $SSPNET_CACHE or ~/.cache/sspnet), torch otherwise and on CUDA. torch, or onnxruntime (--weights an export of `sspnet export`, or a checkpoint)."),
+    backend: str = typer.Option("auto", help="auto: onnxruntime on the CPU where the onnxruntime and onnx packages are installed (the same detections, as fast as torch or faster: benchmarks/README.md; a checkpoint is exported once and kept in $SSPNET_CACHE or ~/.cache/sspnet), torch otherwise and on CUDA. torch, or onnxruntime (--weights an export of `sspnet export`, or a checkpoint)."),
     tile: str = typer.Option("640x512", help="Tile size WIDTHxHEIGHT in pixels."),
     overlap: int = typer.Option(30, callback=in_range(0, None), help="Overlap between neighbouring tiles, in pixels."),
     score_thr: float = typer.Option(0.3, "--score-thr", callback=in_range(0.0, 1.0), help="Keep detections scoring at least this (for people using the output; eval uses the model's 0.05 floor)."),

@@ -181,7 +181,8 @@ def merge_pieces(pieces: Sequence[UnitResult], nms_iou: float, score_thr: float)
 
 BACKENDS = ("auto", "torch", "onnxruntime")
 #: ``auto`` runs a checkpoint on the CPU in onnxruntime where onnxruntime and onnx are installed:
-#: the same detections about twice as fast as torch on a 2-core CPU (benchmarks/README.md). The
+#: the same detections, as fast as torch on a quiet AVX2 CPU and up to twice as fast in loaded runs on
+#: a 2-core Xeon (benchmarks/README.md). The
 #: export is made once per checkpoint and kept in :func:`onnx_cache_dir`. False: auto means torch.
 AUTO_ONNX_ON_CPU = True
 
