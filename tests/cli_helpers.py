@@ -37,6 +37,20 @@ def _cached_checkpoint(neck: str) -> Path:
     return path
 
 
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "bb_V0004_I0001320.jpg"
+
+
+def one_tile_frame(folder: Path) -> Path:
+    """A 640x512 crop of a sample frame (one tile) in ``folder``: for CLI tests where the model's
+    time is only a cost (a whole 1760x990 sample is 6 tiles)."""
+    import cv2
+
+    path = Path(folder) / "tile.jpg"
+    if not cv2.imwrite(str(path), cv2.imread(str(SAMPLE))[:512, :640]):
+        raise OSError(f"could not write {path}")
+    return path
+
+
 def small_checkpoint(folder: Path, neck: str = "sspnet") -> Path:
     """An untrained ResNet-18 checkpoint (fast on the CPU) for pipeline tests, copied to ``folder``."""
     target = folder / f"small-{neck}.pt"

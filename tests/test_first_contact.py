@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import run_cli, small_checkpoint
+from cli_helpers import one_tile_frame, run_cli, small_checkpoint
 from sspnet_cli.inference import jobs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,6 +24,11 @@ def sspnet(*args, cwd=REPO):
 @pytest.fixture
 def weights(tmp_path):
     return small_checkpoint(tmp_path)
+
+
+@pytest.fixture
+def tile(tmp_path):
+    return one_tile_frame(tmp_path)
 
 
 def test_usage_errors_look_like_click_and_exit_2():
@@ -57,7 +62,7 @@ def test_impossible_values_are_refused_before_any_work(tmp_path, args, option):
     assert not any(tmp_path.iterdir())  # nothing was created
 
 
-def test_a_refused_or_empty_run_leaves_no_part_folder(tmp_path, weights):
+def test_a_refused_or_empty_run_leaves_no_part_folder(tmp_path, weights, tile):
     out = tmp_path / "o.geojson"
     parts = jobs.parts_dir_for(out)
     # refused: an overlap as large as the tile, with --resume (which writes parts)
@@ -69,18 +74,18 @@ def test_a_refused_or_empty_run_leaves_no_part_folder(tmp_path, weights):
     assert run_cli("detect", broken, "--weights", weights, "--out", out, "--resume", "--device", "cpu") == 2
     assert not parts.exists() and not out.exists()
     # the corrected command then runs, with or without --resume
-    assert run_cli("detect", SAMPLE, "--weights", weights, "--out", out, "--device", "cpu") == 0
+    assert run_cli("detect", tile, "--weights", weights, "--out", out, "--device", "cpu") == 0
     assert out.exists() and not parts.exists()
 
 
-def test_leftover_parts_with_finished_work_say_how_to_go_on(tmp_path, weights, capsys):
+def test_leftover_parts_with_finished_work_say_how_to_go_on(tmp_path, weights, tile, capsys):
     out = tmp_path / "o.csv"
-    assert run_cli("detect", SAMPLE, "--weights", weights, "--out", out, "--device", "cpu", "--keep-parts") == 0
+    assert run_cli("detect", tile, "--weights", weights, "--out", out, "--device", "cpu", "--keep-parts") == 0
     out.unlink()
-    assert run_cli("detect", SAMPLE, "--weights", weights, "--out", out, "--device", "cpu") == 2
+    assert run_cli("detect", tile, "--weights", weights, "--out", out, "--device", "cpu") == 2
     err = capsys.readouterr().err
     assert "--resume" in err and "--restart" in err
-    assert run_cli("detect", SAMPLE, "--weights", weights, "--out", out, "--device", "cpu", "--restart") == 0
+    assert run_cli("detect", tile, "--weights", weights, "--out", out, "--device", "cpu", "--restart") == 0
     assert out.exists() and not jobs.parts_dir_for(out).exists()
 
 
@@ -114,20 +119,20 @@ def test_help_shows_every_default_and_flags_read_as_flags():
     assert "<bool>" not in train and "[default: paper]" in train
 
 
-def test_logs_in_files_show_progress_lines(tmp_path, weights):
+def test_logs_in_files_show_progress_lines(tmp_path, weights, tile):
     frames = tmp_path / "frames"
     frames.mkdir()
     for i in range(2):
-        (frames / f"f{i}.jpg").write_bytes(SAMPLE.read_bytes())
+        (frames / f"f{i}.jpg").write_bytes(tile.read_bytes())
     done = sspnet("detect", frames, "--weights", weights, "--out", tmp_path / "o.csv", "--device", "cpu")
     assert done.returncode == 0, done.stderr
-    assert re.search(r"images 2/2, tiles 12/12, [0-9.]+ tiles/s", done.stderr), done.stderr  # 1760x990: 6 tiles each
+    assert re.search(r"images 2/2, tiles 2/2, [0-9.]+ tiles/s", done.stderr), done.stderr  # 640x512: one tile each
 
 
-def test_small_things(tmp_path, weights, capsys):
+def test_small_things(tmp_path, weights, tile, capsys):
     # a missing output folder is created, and said
     out = tmp_path / "new" / "deeper" / "o.geojson"
-    assert run_cli("detect", SAMPLE, "--weights", weights, "--out", out, "--device", "cpu") == 0
+    assert run_cli("detect", tile, "--weights", weights, "--out", out, "--device", "cpu") == 0
     assert "created the folder" in capsys.readouterr().err
     # the output records the weights' sha256, not only their name
     from sspnet_cli.model.backbones import sha256_of
@@ -136,7 +141,7 @@ def test_small_things(tmp_path, weights, capsys):
     assert run["weights_sha256"] == sha256_of(weights)
     # a report cut by --report-max says so in the terminal and in the page's title
     rep = tmp_path / "rep"
-    assert run_cli("detect", SAMPLE, "--weights", weights, "--out", tmp_path / "o.csv", "--device", "cpu",
+    assert run_cli("detect", tile, "--weights", weights, "--out", tmp_path / "o.csv", "--device", "cpu",
                    "--score-thr", "0.05", "--report", rep, "--report-max", "5") == 0
     err = capsys.readouterr().err
     assert "left out by --report-max 5" in err

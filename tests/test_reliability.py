@@ -18,7 +18,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cli_helpers import run_cli, small_checkpoint
+from cli_helpers import one_tile_frame, run_cli, small_checkpoint
 from fakes import GridModel
 from sspnet_cli.errors import InputError, SSPNetError
 from sspnet_cli.inference.engine import Detector
@@ -70,8 +70,7 @@ def make_inputs(folder: Path) -> dict[str, Path]:
     nan = rng.random((3, 300, 400), dtype=np.float32)
     nan[:, 100:200, :] = np.nan
     cases["float_nan_nodata"] = write_tif(folder / "nan.tif", nan, nodata=float("nan"))
-    cases["non_ascii_spaces"] = folder / "Überflug Nr 2 ñ.jpg"
-    cases["non_ascii_spaces"].write_bytes(SAMPLE.read_bytes())
+    cases["non_ascii_spaces"] = one_tile_frame(folder).rename(folder / "Überflug Nr 2 ñ.jpg")
     return cases
 
 
@@ -160,7 +159,7 @@ def test_full_disk_leaves_no_partial_file(tmp_path, weights, monkeypatch, capsys
         raise OSError(errno.ENOSPC, "No space left on device", str(out))
 
     monkeypatch.setattr(geojson, "_dumps", failing_dumps)
-    assert run_cli("detect", SAMPLE, "--weights", weights, "--out", out, "--device", "cpu") == 2
+    assert run_cli("detect", one_tile_frame(tmp_path), "--weights", weights, "--out", out, "--device", "cpu") == 2
     err = capsys.readouterr().err
     assert "No space left on device" in err and "Traceback" not in err
     assert out.read_text() == "previous results"  # the old output is untouched
