@@ -3,7 +3,7 @@
     python docs/make_default_weights.py runs/lite3/best.pt --data ../shared/data/tinyperson-rf
 
 What it does, each step checked:
-1. evaluates the checkpoint on the valid split at ``--test-scales`` (recorded in the file as the
+1. evaluates the checkpoint on the valid split at ``--test-scales`` (and ``--test-flip``; recorded in the file as the
    model's own: ``detect``/``eval --scales model``, their default) (the split that picked it) and records the recall
    by person size there (``detect --coverage`` reads it from the shipped file);
 2. writes the weights as fp16 with no optimiser state (``save_checkpoint(half=True)``), with the
@@ -44,6 +44,7 @@ def main() -> int:
     parser.add_argument("--command", default="", help="the training command, recorded in the metadata")
     parser.add_argument("--wall-s", type=float, default=None, help="the run's wall time in seconds")
     parser.add_argument("--test-scales", default="1", help="the test scales chosen on the valid split, e.g. 1,1.5 [1]")
+    parser.add_argument("--test-flip", action="store_true", help="the mirrored test was chosen on the valid split [off]")
     args = parser.parse_args()
 
     import torch
@@ -53,7 +54,7 @@ def main() -> int:
     from sspnet_cli.model.checkpoint import load_model, save_checkpoint
 
     scales = [float(s) for s in args.test_scales.split(",") if s.strip()]
-    report = api.evaluate(args.checkpoint, args.data, split=args.split, device="cpu", scales=tuple(scales))
+    report = api.evaluate(args.checkpoint, args.data, split=args.split, device="cpu", scales=tuple(scales), flip=args.test_flip)
     model, meta = load_model(args.checkpoint)
     meta = {k: v for k, v in meta.items() if k not in ("val",)}
     meta.update(
@@ -62,6 +63,7 @@ def main() -> int:
         valid_metrics={k: v for k, v in report.result.metrics.items() if v is not None},
         source_sha256=sha256(args.checkpoint),
         test_scales=scales,
+        test_flip=args.test_flip,
     )
     if args.command:
         meta["training_command"] = args.command
@@ -70,7 +72,7 @@ def main() -> int:
     save_checkpoint(args.out, model, meta=meta, half=True)
 
     samples = sorted((ROOT / "samples").glob("*.jpg"))
-    full = Detector(args.checkpoint, device="cpu", scales=tuple(scales))
+    full = Detector(args.checkpoint, device="cpu", scales=tuple(scales), flip=args.test_flip)
     shipped = Detector(args.out, device="cpu")
     # detections right at the 0.3 threshold or an NMS tie may come and go: compare the confident ones
     worst_box = worst_score = 0.0

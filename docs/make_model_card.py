@@ -62,13 +62,14 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def measure_test(weights: Path, data: Path, scales: tuple[float, ...]) -> dict[str, Any]:
+def measure_test(weights: Path, data: Path, scales: tuple[float, ...], flip: bool = False) -> dict[str, Any]:
     from sspnet_cli import api
 
     t = time.perf_counter()
-    report = api.evaluate(weights, data, split="test", device="cpu", scales=scales)
+    report = api.evaluate(weights, data, split="test", device="cpu", scales=scales, flip=flip)
     return {
         "scales": list(scales),
+        "flip": flip,
         "metrics": {k: v for k, v in report.result.metrics.items() if v is not None},
         "images": report.stats.images,
         "tiles": report.stats.tiles,
@@ -148,7 +149,7 @@ def render(m: dict[str, Any]) -> str:
     wall = meta.get("training_wall_s")
     wall_text = f"{wall / 3600:.1f} h ({wall:,.0f} s)" if wall else "not recorded"
     frame = training_frame_size(meta)
-    tests = [(f"test, scales {scales_text(tuple(t['scales']))}", t["metrics"]) for t in m["test"]]
+    tests = [(f"test, scales {scales_text(tuple(t['scales']))}{' + mirrored' if t.get('flip') else ''}", t["metrics"]) for t in m["test"]]
     speed = m["speed"]
     sample = m["sample"]
     lines = [
@@ -165,8 +166,10 @@ def render(m: dict[str, Any]) -> str:
         (f"- Input: trained and evaluated on frames resized to {frame[0]}x{frame[1]} (TinyPerson-RF stores its 16:9 video"
          " frames squeezed to 640x640; `sspnet eval` resizes them back, `detect` takes frames as they are)"
          if frame else "- Input: frames as they are"),
-        f"  in 640x512 tiles; test scales {scales} (each tile also run up-sampled; chosen on the valid split;"
-        " `--scales 1` is faster).",
+        f"  in 640x512 tiles; test scales {scales} ("
+        + "; ".join(([] if scales == "1" else ["each tile also run up-sampled"])
+                    + (["each scale also mirrored, `--no-flip` halves the time"] if m.get("test_flip") else [])
+                    + ["chosen on the valid split", "`--scales 1` is faster"]) + ").",
         "",
         "## Training",
         "",
@@ -247,15 +250,15 @@ def main() -> int:
 
     from machine import machine
 
-    from sspnet_cli.inference.engine import model_test_scales
+    from sspnet_cli.config import model_test_flip, model_test_scales
     from sspnet_cli.model.checkpoint import read_checkpoint
 
     ckpt = read_checkpoint(args.weights)
     meta = dict(ckpt.get("meta") or {})
-    scales = tuple(model_test_scales(meta))
+    scales, flip = tuple(model_test_scales(meta)), model_test_flip(meta)
     tests = [measure_test(args.weights, args.data, (1.0,))]
-    if scales != (1.0,):
-        tests.append(measure_test(args.weights, args.data, scales))
+    if scales != (1.0,) or flip:
+        tests.append(measure_test(args.weights, args.data, scales, flip))
     here = machine()
     m = {
         "benchmark": "the shipped default model: test split, CPU time per tile, the sample frame the tests check",
@@ -267,6 +270,7 @@ def main() -> int:
         "config": ckpt["config"],
         "meta": {k: v for k, v in meta.items() if k not in ("recall_by_size",)},
         "test_scales": list(scales),
+        "test_flip": flip,
         "train_machine": args.train_machine or here["cpu"],
         "test": tests,
         "speed": measure_speed(args.weights),

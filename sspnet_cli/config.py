@@ -363,6 +363,12 @@ def model_test_scales(meta: Optional[dict[str, Any]]) -> tuple[float, ...]:
     return tuple(float(s) for s in scales) if scales else (1.0,)
 
 
+def model_test_flip(meta: Optional[dict[str, Any]]) -> bool:
+    """Whether a checkpoint recommends the mirrored test (its metadata's ``test_flip``, chosen on
+    the validation split when the model was shipped); False where it records nothing."""
+    return bool((meta or {}).get("test_flip", False))
+
+
 def training_frame_size(meta: Optional[dict[str, Any]]) -> Optional[tuple[int, int]]:
     """The ``--frame-size`` a checkpoint was trained with (from its metadata), or None."""
     size = ((meta or {}).get("train_config") or {}).get("frame_size")

@@ -12,6 +12,7 @@ from sspnet_cli.model.build import build_from_config
 from sspnet_cli.model.checkpoint import load_model, read_checkpoint, save_checkpoint
 from sspnet_cli.model.retinanet import RetinaNet, _groups
 from sspnet_cli.model.summary import describe
+from sspnet_cli.model.views import View
 from test_model_detector import blob_scene
 
 
@@ -104,7 +105,7 @@ def test_eval_output_caps_scores_and_boxes_inside_the_patch():
         out = model([torch.rand(3, 200, 300), torch.rand(3, 120, 90)])
         ms, _ = model.predict((torch.rand(1, 3, 96, 128) * 255).to(torch.uint8), scales=(1.0, 2.0))
         levels, _ = model.features(model.preprocess([torch.rand(3, 200, 300)])[0])
-        (boxes, scores, _), = model.candidates(levels, 1.0)
+        (boxes, scores, _), = model.candidates(levels, View(), 320)
     # padded to 224 x 320: P2..P4 hold more than 1000 anchors, P5 7 x 10 x 9, P6 4 x 5 x 9
     assert len(scores) == 3 * 1000 + 7 * 10 * 9 + 4 * 5 * 9
     for det, (h, w) in zip(out + ms, [(200, 300), (120, 90), (96, 128)]):

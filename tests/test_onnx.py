@@ -66,12 +66,12 @@ def test_onnxruntime_gives_the_torch_detections(exported, tmp_path):
     assert (tmp_path / "a.csv").read_text().count("\n") == (tmp_path / "b.csv").read_text().count("\n")
 
 
-def test_onnxruntime_runs_the_up_sampled_test_like_torch(exported):
-    """The model's own test scales (here 1,1.5) in onnxruntime: the graphs take any size."""
+def test_onnxruntime_runs_the_up_sampled_and_mirrored_test_like_torch(exported):
+    """Test scales 1,1.5, each also mirrored, in onnxruntime: the graphs take any size."""
     weights, out = exported
     frame = np.ascontiguousarray(cv2.imread(str(SAMPLE))[:512, :640, ::-1])
-    by_torch = Detector(weights, device="cpu", score_thr=0.05, scales=(1.0, 1.5)).detect(frame).detections
-    by_ort = Detector(out, device="cpu", score_thr=0.05, scales=(1.0, 1.5)).detect(frame).detections
+    by_torch = Detector(weights, device="cpu", score_thr=0.05, scales=(1.0, 1.5), flip=True).detect(frame).detections
+    by_ort = Detector(out, device="cpu", score_thr=0.05, scales=(1.0, 1.5), flip=True).detect(frame).detections
     assert len(by_torch) > 5 and abs(len(by_ort) - len(by_torch)) <= max(2, len(by_torch) // 100)
     d = (by_torch.boxes[:, None, :] - by_ort.boxes[None, :, :]).abs().amax(-1)
     twin = d.argmin(1)

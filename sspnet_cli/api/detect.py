@@ -406,6 +406,7 @@ def detect(
     batch_size: Optional[int] = None,
     half: bool = False,
     scales: Optional[Sequence[float]] = None,
+    flip: Optional[bool] = None,
     bands: Optional[Sequence[int]] = None,
     heatmaps: bool = False,
     recursive: bool = False,
@@ -432,7 +433,8 @@ def detect(
     for bad options or when no image could be processed."""
     options = DetectOptions(
         tile=tuple(tile), overlap=overlap, score_thr=score_thr, nms_iou=nms_iou, batch_size=batch_size, half=half,  # type: ignore[arg-type]
-        scales=tuple(float(s) for s in scales) if scales is not None else None, bands=tuple(bands) if bands else None, heatmaps=heatmaps,
+        scales=tuple(float(s) for s in scales) if scales is not None else None, flip=flip, bands=tuple(bands) if bands else None,
+        heatmaps=heatmaps,
     )
     job = DetectJob(
         inputs, out, weights=weights, device=device, backend=backend, options=options, recursive=recursive, save_vis=save_vis,

@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from sspnet_cli.cli.console import err, say
-from sspnet_cli.cli.options import in_range, parse_bands, parse_batch_size, parse_pair, parse_scales, parse_tile
+from sspnet_cli.cli.options import FLIP_HELP, in_range, parse_bands, parse_batch_size, parse_pair, parse_scales, parse_tile
 from sspnet_cli.config import REPORT_MAX, REPORT_THR
 
 THR_HELP = "List detections scoring at least this, best first (the results hold nothing below detect's --score-thr)."
@@ -30,6 +30,7 @@ def detect(
     batch_size: str = typer.Option("auto", "--batch-size", help="Tiles per forward pass: auto (1 on the CPU, where batching is slower; 8 on CUDA) or a number."),
     half: bool = typer.Option(False, "--half", help="fp16 autocast on CUDA (faster, slightly different scores). [default: off]"),
     scales: str = typer.Option("model", help="Test scales: 'model' (the ones the checkpoint records, chosen on its validation split; 1 where it records none), or numbers: '1' (fastest), '1,1.5' (each tile also at 1.5x: more of the smallest people, about 2.5x the time), '2,3' (the reference's up-sampled test). Boxes and scores are averaged over the scales."),
+    flip: Optional[bool] = typer.Option(None, "--flip/--no-flip", help=FLIP_HELP),
     bands: Optional[str] = typer.Option(None, help="Raster bands (1-based) shown to the model as R,G,B, e.g. '4,3,2'. [default: the first three; grey replicated]"),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Also look in subfolders of folder inputs. [default: off]"),
     save_vis: Optional[Path] = typer.Option(None, "--save-vis", help="Also save each image with its boxes drawn into this folder (huge rasters down-scaled)."),
@@ -68,7 +69,7 @@ def detect(
         try:
             summary = api.detect(
                 inputs, out, weights=weights, device=device, backend=backend, overlap=overlap, score_thr=score_thr, nms_iou=nms_iou,
-                half=half, heatmaps=heatmaps, recursive=recursive, save_vis=save_vis, report=report,
+                half=half, flip=flip, heatmaps=heatmaps, recursive=recursive, save_vis=save_vis, report=report,
                 report_thr=report_thr, report_max=report_max, camera_model=camera_model,
                 ground_elevation=ground_elevation, dem=dem, max_off_nadir=max_off_nadir, size_filter=size_filter, coverage=coverage, resume=resume, restart=restart, keep_parts=keep_parts, progress=progress,
                 **parsed,

@@ -75,6 +75,8 @@ def _print_tables(desc: dict) -> None:
         scales = ",".join(f"{s:g}" for s in desc["test_scales"])
         note = "" if scales == "1" else " (each tile also up-sampled; --scales 1 is the fastest)"
         console.print(f"test scales: {scales}{note}: what detect and eval use unless --scales says otherwise", markup=False, soft_wrap=True)
+    if desc.get("test_flip"):
+        console.print("mirrored test: on (each scale also runs mirrored; --no-flip halves the time)", markup=False, soft_wrap=True)
     if desc.get("checkpoint"):
         meta = Table(title="Checkpoint")
         meta.add_column("key")

@@ -99,3 +99,11 @@ def in_range(low: Optional[float] = None, high: Optional[float] = None, above: b
         return value
 
     return check
+
+
+#: ``--flip/--no-flip`` of detect and eval
+FLIP_HELP = (
+    "Also run every tile mirrored left to right (at each scale) and average boxes and scores over the views: "
+    "the mirrored test, about twice the time. [default: the checkpoint's choice, made on its validation split; "
+    "off where it records none]"
+)

@@ -41,6 +41,8 @@ class EvalReport:
     frame_size: Optional[tuple[int, int]] = None
     #: the test scales the detector ran at (the model's own unless asked otherwise)
     scales: tuple[float, ...] = (1.0,)
+    #: whether each scale also ran mirrored (the mirrored test)
+    flip: bool = False
 
 
 def detection_records(results: list[ImageResult], image_ids: dict[str, int]) -> list[dict[str, Any]]:
@@ -93,7 +95,8 @@ def evaluate_detector(
         scale = {im.image_id: math.sqrt(fw * fh / (im.width * im.height)) for im in dataset.images}
     recall = recall_by_size(gt, records, size_scale=scale)
     return EvalReport(
-        result, results, failures, stats, dataset, detector.weights, recall, detector.options.frame_size, tuple(detector.options.scales)
+        result, results, failures, stats, dataset, detector.weights, recall, detector.options.frame_size, tuple(detector.options.scales),
+        bool(detector.options.flip),
     )
 
 

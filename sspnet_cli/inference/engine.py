@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sspnet_cli.config import model_test_scales
+from sspnet_cli.config import model_test_flip, model_test_scales
 from sspnet_cli.distributed import resolve_device
 from sspnet_cli.errors import InputError, SSPNetError
 from sspnet_cli.inference.background import background
@@ -57,6 +57,8 @@ class DetectOptions:
     half: bool = False
     # None: the model's own (its checkpoint's ``test_scales``; 1 where it records none)
     scales: Optional[tuple[float, ...]] = None
+    # also run each scale mirrored left to right and average (None: the checkpoint's ``test_flip``)
+    flip: Optional[bool] = None
     bands: Optional[tuple[int, ...]] = None
     heatmaps: bool = False  # also return the SSPNet attention maps, stitched per frame
     # resize every frame to (width, height) before tiling; results come back in the frame's own
@@ -71,6 +73,7 @@ class DetectOptions:
             "nms_iou": self.nms_iou,
             "half": self.half,
             "scales": list(self.scales) if self.scales is not None else "model",
+            "flip": self.flip if self.flip is not None else "model",
             "bands": list(self.bands) if self.bands else None,
         }
         if self.frame_size:
@@ -318,6 +321,8 @@ class Detector:
             raise SSPNetError("batch size must be at least 1")
         if options.scales is None:
             options = replace(options, scales=model_test_scales(self.meta))
+        if options.flip is None:
+            options = replace(options, flip=model_test_flip(self.meta))
         if not options.scales or any(s <= 0 for s in options.scales):
             raise SSPNetError("scales must be positive")
         self.model = model
@@ -488,7 +493,9 @@ class Detector:
     def _run_batch(self, batch: list, active: dict[int, _Unit], on_tiles: Optional[Callable[[int], None]]) -> None:
         tensor = torch.stack([t[2] for t in batch])
         with self._autocast():
-            dets, attention = self.model.predict(tensor, scales=self.options.scales, with_attention=self.options.heatmaps)
+            # flip only when asked: models given to from_model may predate the keyword
+            mirrored = {"flip": True} if self.options.flip else {}
+            dets, attention = self.model.predict(tensor, scales=self.options.scales, with_attention=self.options.heatmaps, **mirrored)
         for k, ((seq, win_idx, _, valid), det) in enumerate(zip(batch, dets)):
             state = active.get(seq)
             if state is None:

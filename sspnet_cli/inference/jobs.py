@@ -145,6 +145,7 @@ def manifest_for(detector: Detector) -> dict[str, Any]:
         "half": opts.half,
         "heatmaps": opts.heatmaps,
         "nms_iou": opts.nms_iou,  # for merging the parts later (sspnet report); may change on resume
+        **({"flip": True} if opts.flip else {}),  # absent when off: part folders from before it still resume
     }
 
 

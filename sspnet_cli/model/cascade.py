@@ -23,6 +23,7 @@ from torchvision.ops import boxes as box_ops
 from sspnet_cli.config import ModelConfig, RoIConfig, WNSConfig
 from sspnet_cli.model.detector import BoxDicts, SSPNetDetector
 from sspnet_cli.model.roi_heads import RoIHead
+from sspnet_cli.model.views import View
 
 
 class CascadeStage(RoIHead):
@@ -158,15 +159,17 @@ class CascadeRCNN(SSPNetDetector):
         return CascadeRoIHeads(cfg)
 
     def _score_scales(
-        self, per_scale: list[tuple[float, list[Tensor], list[tuple[int, int]]]], merged: list[Tensor], sizes: list[tuple[int, int]]
+        self, per_scale: list[tuple[View, list[Tensor], list[tuple[int, int]]]], merged: list[Tensor], sizes: list[tuple[int, int]]
     ) -> BoxDicts:
-        """The up-sampled test, as the official aug test: at every scale the whole cascade runs on
+        """The up-sampled test, as the official aug test: in every view the whole cascade runs on
         the merged proposals; its final boxes (mapped back) and class probabilities are averaged
-        over scales, then the score threshold, soft-NMS and the cap."""
+        over views, then the score threshold, soft-NMS and the cap."""
         probs_sum, boxes_sum = None, None
-        for s, levels, scaled_sizes in per_scale:
-            probs, boxes = self.roi_heads.scores_and_boxes(levels[:4], [m * s for m in merged], scaled_sizes)
+        for view, levels, view_sizes in per_scale:
+            width = view_sizes[0][1]
+            probs, boxes = self.roi_heads.scores_and_boxes(levels[:4], [view.to_view(m, width) for m in merged], view_sizes)
+            boxes = view.to_input(boxes, width)
             probs_sum = probs if probs_sum is None else probs_sum + probs
-            boxes_sum = boxes / s if boxes_sum is None else boxes_sum + boxes / s
+            boxes_sum = boxes if boxes_sum is None else boxes_sum + boxes
         n = float(len(per_scale))
         return self.roi_heads.stages[-1].select(probs_sum / n, boxes_sum / n, [len(m) for m in merged], sizes)

@@ -29,6 +29,7 @@ from sspnet_cli.model.backbones import build_backbone
 from sspnet_cli.model.necks import build_neck
 from sspnet_cli.model.roi_heads import RoIHead
 from sspnet_cli.model.rpn import RPN
+from sspnet_cli.model.views import View, views_for
 
 Images = Union[Sequence[Tensor], Tensor]
 #: per image, torchvision's detection output: {"boxes" (N, 4), "scores" (N,), "labels" (N,)} (the
@@ -104,9 +105,9 @@ class PyramidDetector(nn.Module, ABC):
 
     @abstractmethod
     def _predict_multiscale(
-        self, batch: Tensor, sizes: list[tuple[int, int]], scales: Sequence[float], with_attention: bool
+        self, batch: Tensor, sizes: list[tuple[int, int]], views: Sequence[View], with_attention: bool
     ) -> tuple[BoxDicts, list[Tensor]]:
-        """The up-sampled test of a raw (B, 3, H, W) batch."""
+        """The multi-view (up-sampled, mirrored) test of a raw (B, 3, H, W) batch."""
 
     def attention_losses(
         self, batch: Tensor, attentions: list[Tensor], targets: list[dict[str, Tensor]]
@@ -121,19 +122,19 @@ class PyramidDetector(nn.Module, ABC):
 
     @torch.no_grad()
     def predict(
-        self, batch: Tensor, scales: Sequence[float] = (1.0,), with_attention: bool = False
+        self, batch: Tensor, scales: Sequence[float] = (1.0,), with_attention: bool = False, flip: bool = False
     ) -> tuple[list[dict[str, Tensor]], list[Tensor]]:
         """Detect on a (B, 3, H, W) batch of same-size patches (uint8 0-255 or float 0-1).
 
-        ``scales`` other than ``(1,)`` runs the up-sampled test (each detector's
-        ``_predict_multiscale`` says how). Attention maps (when asked) are those of the first
-        scale.
+        ``scales`` other than ``(1,)`` runs the up-sampled test, ``flip`` adds each scale's
+        mirror image (each detector's ``_predict_multiscale`` says how the views are merged).
+        Attention maps (when asked) are those of the first scale, unmirrored.
         """
         sizes = [tuple(batch.shape[-2:])] * batch.shape[0]
-        if tuple(scales) == (1.0,):
+        if tuple(scales) == (1.0,) and not flip:
             dets, att = self._detect(self._pad(self._normalise(batch)), sizes)  # type: ignore[arg-type]
             return dets, (att if with_attention else [])
-        return self._predict_multiscale(batch, sizes, scales, with_attention)  # type: ignore[arg-type]
+        return self._predict_multiscale(batch, sizes, views_for(scales, flip), with_attention)  # type: ignore[arg-type]
 
 
 class SSPNetDetector(PyramidDetector):
@@ -164,27 +165,27 @@ class SSPNetDetector(PyramidDetector):
         return detections, attentions
 
     def _predict_multiscale(
-        self, batch: Tensor, sizes: list[tuple[int, int]], scales: Sequence[float], with_attention: bool
+        self, batch: Tensor, sizes: list[tuple[int, int]], views: Sequence[View], with_attention: bool
     ) -> tuple[BoxDicts, list[Tensor]]:
-        """The reference's up-sampled test: proposals from every scale (mapped back to input
-        pixels) are merged per image by NMS 0.7 (top 1000); the second stage runs on them at
-        every scale (:meth:`_score_scales`)."""
+        """The reference's up-sampled test: proposals from every view (mapped back to input
+        pixels) are merged per image by NMS 0.7 (top 1000); the second stage runs on them in
+        every view (:meth:`_score_scales`)."""
         normalised = self._normalise(batch)
         per_scale = []
         all_props: list[list[Tensor]] = [[] for _ in sizes]
         all_scores: list[list[Tensor]] = [[] for _ in sizes]
         first_att: list[Tensor] = []
-        for s in scales:
-            scaled = normalised if s == 1 else F.interpolate(normalised, scale_factor=s, mode="bilinear", align_corners=False)
+        for view in views:
+            scaled = view.image(normalised)
             ssizes = [tuple(scaled.shape[-2:])] * len(sizes)
             levels, att = self.features(self._pad(scaled))
             if not first_att:
                 first_att = att
             props, pscores, _ = self.rpn(levels, ssizes)  # type: ignore[arg-type]
             for i, (p, sc) in enumerate(zip(props, pscores)):
-                all_props[i].append(p / s)
+                all_props[i].append(view.to_input(p, scaled.shape[-1]))
                 all_scores[i].append(sc)
-            per_scale.append((s, levels, ssizes))
+            per_scale.append((view, levels, ssizes))
         merged = []
         for props, scs in zip(all_props, all_scores):
             boxes, sc = torch.cat(props), torch.cat(scs)
@@ -193,18 +194,19 @@ class SSPNetDetector(PyramidDetector):
         return self._score_scales(per_scale, merged, sizes), (first_att if with_attention else [])
 
     def _score_scales(
-        self, per_scale: list[tuple[float, list[Tensor], list[tuple[int, int]]]], merged: list[Tensor], sizes: list[tuple[int, int]]
+        self, per_scale: list[tuple[View, list[Tensor], list[tuple[int, int]]]], merged: list[Tensor], sizes: list[tuple[int, int]]
     ) -> BoxDicts:
-        """From each scale's (scale, pyramid, image sizes) and the merged proposals: each scale's
-        R-CNN head scores and regresses them; class probabilities and boxes are averaged over
-        scales, then the score threshold, soft-NMS and the cap."""
+        """From each view's (view, pyramid, image sizes) and the merged proposals: each view's
+        R-CNN head scores and regresses them; class probabilities and boxes (in input pixels)
+        are averaged over views, then the score threshold, soft-NMS and the cap."""
         heads = self.roi_heads
         probs_sum, boxes_sum = None, None
-        for s, levels, _ in per_scale:
-            rois = [m * s for m in merged]
+        for view, levels, vsizes in per_scale:
+            width = vsizes[0][1]
+            rois = [view.to_view(m, width) for m in merged]
             logits, deltas = heads.predict(levels[:4], rois)
             probs = F.softmax(logits.float(), dim=-1)[:, 1:]
-            boxes = heads.box_coder.decode(deltas.float(), rois).view(-1, heads.num_classes, 4) / s
+            boxes = view.to_input(heads.box_coder.decode(deltas.float(), rois).view(-1, heads.num_classes, 4), width)
             probs_sum = probs if probs_sum is None else probs_sum + probs
             boxes_sum = boxes if boxes_sum is None else boxes_sum + boxes
         n = float(len(per_scale))

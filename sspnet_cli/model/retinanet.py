@@ -27,6 +27,7 @@ from sspnet_cli.model.anchors import AnchorGenerator
 from sspnet_cli.model.detector import BoxDicts, PyramidDetector
 from sspnet_cli.model.sampling import IGNORED, AnchorGrid, MaxIoUAssigner
 from sspnet_cli.model.soft_nms import soft_nms
+from sspnet_cli.model.views import View
 
 # soft-NMS holds one n x n IoU matrix per image and a patch can bring 5 levels x 1000 candidates
 # (twice that at two test scales): images go through it in groups whose matrices together stay
@@ -99,32 +100,32 @@ class RetinaNet(PyramidDetector):
     # -- test -------------------------------------------------------------------------------
     def _detect(self, batch: Tensor, sizes: list[tuple[int, int]]) -> tuple[BoxDicts, list[Tensor]]:
         levels, attentions = self.features(batch)
-        candidates = self.candidates(levels, 1.0)
+        candidates = self.candidates(levels, View(), batch.shape[-1])
         return self.select(candidates, sizes), attentions
 
     def _predict_multiscale(
-        self, batch: Tensor, sizes: list[tuple[int, int]], scales: Sequence[float], with_attention: bool
+        self, batch: Tensor, sizes: list[tuple[int, int]], views: Sequence[View], with_attention: bool
     ) -> tuple[BoxDicts, list[Tensor]]:
-        """The up-sampled test as mmdetection's for dense heads: every scale's candidates (score
+        """The up-sampled test as mmdetection's for dense heads: every view's candidates (score
         threshold and top 1000 per level), mapped back to input pixels, are pooled per image;
         soft-NMS and the cap run once on the pool."""
         normalised = self._normalise(batch)
         pooled: list[list[tuple[Tensor, Tensor, Tensor]]] = [[] for _ in sizes]
         first_att: list[Tensor] = []
-        for s in scales:
-            scaled = normalised if s == 1 else F.interpolate(normalised, scale_factor=s, mode="bilinear", align_corners=False)
+        for view in views:
+            scaled = view.image(normalised)
             levels, att = self.features(self._pad(scaled))
             if not first_att:
                 first_att = att
-            for i, cand in enumerate(self.candidates(levels, s)):
+            for i, cand in enumerate(self.candidates(levels, view, scaled.shape[-1])):
                 pooled[i].append(cand)
         merged = [tuple(torch.cat(parts) for parts in zip(*per_image)) for per_image in pooled]
         return self.select(merged, sizes), (first_att if with_attention else [])  # type: ignore[arg-type]
 
-    def candidates(self, levels: list[Tensor], scale: float) -> list[tuple[Tensor, Tensor, Tensor]]:
+    def candidates(self, levels: list[Tensor], view: View, view_width: int) -> list[tuple[Tensor, Tensor, Tensor]]:
         """Per image: (boxes in input pixels, scores, labels) of the (anchor, class) pairs scoring
-        above ``score_thresh``, at most ``pre_nms_top_n`` per level; ``scale`` is the factor the
-        batch was up-sampled by."""
+        above ``score_thresh``, at most ``pre_nms_top_n`` per level; ``view`` is how the batch
+        (``view_width`` pixels wide before padding) was made from the input."""
         rc = self.cfg.retinanet
         logits, deltas, anchors, counts = self.head_outputs(levels)
         out = []
@@ -136,7 +137,7 @@ class RetinaNet(PyramidDetector):
                 top, order = prob[idx].topk(min(rc.pre_nms_top_n, idx.numel()))
                 idx = idx[order]
                 anchor_idx = torch.div(idx, self.num_classes, rounding_mode="floor")
-                boxes.append(self.box_coder.decode_single(dl[anchor_idx].float(), an[anchor_idx]) / scale)
+                boxes.append(view.to_input(self.box_coder.decode_single(dl[anchor_idx].float(), an[anchor_idx]), view_width))
                 scores.append(top)
                 labels.append(idx % self.num_classes + 1)
             out.append((torch.cat(boxes), torch.cat(scores), torch.cat(labels)))

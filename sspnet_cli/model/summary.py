@@ -5,7 +5,7 @@ from typing import Any, Optional
 
 from torch import nn
 
-from sspnet_cli.config import ModelConfig, describe_preset, model_test_scales, preset_of, training_frame_size
+from sspnet_cli.config import ModelConfig, describe_preset, model_test_flip, model_test_scales, preset_of, training_frame_size
 
 DETECTOR_NAMES = {"faster_rcnn": "Faster R-CNN", "cascade_rcnn": "Cascade R-CNN", "retinanet": "RetinaNet"}
 NECK_NAMES = {"sspnet": "SSPNet (CAM + SEM + SSM)", "fpn": "FPN"}
@@ -84,6 +84,8 @@ def describe(model: nn.Module, meta: Optional[dict[str, Any]] = None) -> dict[st
         "training_frame_size": training_frame_size(meta),
         # the test scales detect and eval use by default (--scales model)
         "test_scales": list(model_test_scales(meta)),
+        # and whether each scale also runs mirrored (--flip model)
+        "test_flip": model_test_flip(meta),
         "config": cfg.to_dict(),
         "checkpoint": meta,
     }
