@@ -81,7 +81,8 @@ class PyramidDetector(nn.Module, ABC):
     def features(self, batch: Tensor) -> tuple[list[Tensor], list[Tensor]]:
         """Pyramid P2..P6 and attention maps A2..A5 (empty for FPN) of a preprocessed batch."""
         if batch.device.type == "cpu":
-            # oneDNN's CPU convolutions run about 2x faster on NHWC (measured: benchmarks/README.md)
+            # oneDNN's CPU convolutions run faster on NHWC: 1.65x for backbone + neck on an AVX512
+            # Xeon (benchmarks/README.md, bench_channels_last.py)
             batch = batch.contiguous(memory_format=torch.channels_last)
         pyramid, attentions = self.neck(self.backbone(batch))
         return list(pyramid.values()), attentions
