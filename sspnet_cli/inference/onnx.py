@@ -208,6 +208,11 @@ class OnnxSSPNet(SSPNetDetector):
         dense, rcnn, _ = onnx_paths(Path(path).with_suffix(".onnx"))
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # onnxruntime's arena and memory-pattern planner keep their peak blocks for the session's
+        # life: on a 4000x4000 raster 227 MB above the import floor with them, 129 MB without, no
+        # slower per tile (benchmarks/README.md, "Memory on huge rasters")
+        options.enable_cpu_mem_arena = False
+        options.enable_mem_pattern = False
         if threads:
             options.intra_op_num_threads = threads
         try:
