@@ -19,20 +19,14 @@ What it does, each step checked:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+from sspnet_cli.model.backbones import sha256_of  # noqa: E402
 
 
 def main() -> int:
@@ -61,7 +55,7 @@ def main() -> int:
         recall_by_size=report.recall_by_size,
         recall_by_size_split=args.split,
         valid_metrics={k: v for k, v in report.result.metrics.items() if v is not None},
-        source_sha256=sha256(args.checkpoint),
+        source_sha256=sha256_of(args.checkpoint),
         test_scales=scales,
         test_flip=args.test_flip,
     )
@@ -105,7 +99,7 @@ def main() -> int:
         return 1
     print(json.dumps({
         "fp16_metric_drift": drift,
-        "out": str(args.out), "bytes": args.out.stat().st_size, "sha256": sha256(args.out),
+        "out": str(args.out), "bytes": args.out.stat().st_size, "sha256": sha256_of(args.out),
         "confident_sample_detections": count, "unmatched_in_fp16": unmatched, "fp16_max_box_diff_px": worst_box, "fp16_max_score_diff": worst_score,
         "recall_by_size": report.recall_by_size, "torch": torch.__version__,
     }, indent=2))

@@ -21,7 +21,6 @@ written whole or not at all.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import statistics
@@ -32,6 +31,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sspnet_cli.model.backbones import sha256_of  # noqa: E402
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 SAMPLE = "bb_V0004_I0001320.jpg"  # the frame tests/test_default_model.py checks
@@ -40,14 +42,6 @@ COLUMNS = (
     ("AP50 tiny", "AP50_tiny"), ("tiny1", "AP50_tiny1"), ("tiny2", "AP50_tiny2"), ("tiny3", "AP50_tiny3"),
     ("small", "AP50_small"), ("AP25 tiny", "AP25_tiny"), ("AP75 tiny", "AP75_tiny"), ("MR50 tiny", "MR50_tiny"),
 )
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def scales_text(scales: tuple[float, ...]) -> str:
@@ -265,7 +259,7 @@ def main() -> int:
         "machine": here,
         "weights": str(args.weights),
         "bytes": args.weights.stat().st_size,
-        "sha256": sha256(args.weights),
+        "sha256": sha256_of(args.weights),
         "parameters": sum(v.numel() for v in ckpt["state_dict"].values() if v.is_floating_point()),
         "config": ckpt["config"],
         "meta": {k: v for k, v in meta.items() if k not in ("recall_by_size",)},
