@@ -11,13 +11,17 @@ def machine() -> dict:
     """CPU model, cores (all and usable by this process), platform, Python and numpy versions,
     and torch's version, threads and GPU when the benchmark has imported torch."""
     cpu = platform.processor() or ""
+    model_name: str | None = None
+    flags: set[str] = set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            if line.startswith("model name") and model_name is None:
+                model_name = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
+    cpu = model_name or cpu
     info = {
         "cpu": cpu,
         "logical_cores": os.cpu_count(),
@@ -25,6 +29,9 @@ def machine() -> dict:
         "platform": platform.platform(),
         "python": platform.python_version(),
     }
+    # bf16 units decide what --amp does on a CPU (torch's cpu_isa says AVX512 for both kinds)
+    if flags:
+        info["cpu_bf16"] = "AMX" if "amx_bf16" in flags else "AVX512-BF16" if "avx512_bf16" in flags else "none"
     numpy = sys.modules.get("numpy")
     if numpy is not None:
         info["numpy"] = numpy.__version__
