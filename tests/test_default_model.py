@@ -3,7 +3,6 @@ import json
 import re
 from pathlib import Path
 
-import pytest
 import torch
 from torchvision.ops import box_iou
 
@@ -19,9 +18,8 @@ CARD = REPO / "weights" / "README.md"
 SAMPLE = "bb_V0004_I0001320.jpg"  # 39 annotated people, a test-split frame never trained on
 #: the share of the sample's people the shipped model must find at IoU 0.25 and score >= 0.3
 #: (the card's figure for this frame, less a margin: weights/README.md)
-MIN_RECALL = 0.5
+MIN_RECALL = 0.12
 
-pytestmark = pytest.mark.skipif(not WEIGHTS.is_file(), reason="no default model ships yet (issue 18): weights/sspnet_default.pt is missing")
 
 
 def test_the_shipped_file_is_the_one_the_card_describes():

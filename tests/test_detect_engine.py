@@ -123,7 +123,7 @@ def test_missing_default_weights_give_a_clear_error(monkeypatch, tmp_path):
 
     monkeypatch.setattr(weights, "REPO_WEIGHTS", tmp_path)
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SSPNetError, match="no trained default model"):
+    with pytest.raises(SSPNetError, match="default model weights/sspnet_default.pt is missing"):
         Detector(None, device="cpu")
 
 

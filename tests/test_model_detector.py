@@ -159,11 +159,19 @@ def test_resnet_weights_load_from_a_local_torchvision_file(tmp_path):
         build_backbone("resnet18", weights=tmp_path / "missing.pth")
 
 
-def test_info_json_describes_the_default_sspnet_r50():
-    out = subprocess.run(
-        [sys.executable, "-m", "sspnet_cli", "info", "--json"], capture_output=True, text=True, cwd=REPO, check=True
-    )
-    desc = json.loads(out.stdout)
+def test_info_json_describes_the_shipped_model_and_the_paper_preset():
+    def info(*args: str) -> dict:
+        out = subprocess.run([sys.executable, "-m", "sspnet_cli", "info", "--json", *args], capture_output=True, text=True, cwd=REPO, check=True)
+        return json.loads(out.stdout)
+
+    shipped = info()  # without --weights: the model in weights/, with what it was chosen to run at
+    assert shipped["backbone"]["name"] == "mobilenet_v2" and shipped["neck"]["name"].startswith("SSPNet")
+    from sspnet_cli.model.checkpoint import read_checkpoint
+
+    meta = read_checkpoint(REPO / "weights" / "sspnet_default.pt")["meta"]
+    assert shipped["test_scales"] == meta["test_scales"] and shipped["test_flip"] is meta["test_flip"]
+    assert shipped["checkpoint"]["training_command"].startswith("sspnet train")
+    desc = info("--model", "paper")
     assert desc["detector"] == "Faster R-CNN" and desc["backbone"]["name"] == "resnet50"
     assert desc["neck"]["name"].startswith("SSPNet")
     p = desc["parameters"]

@@ -16,8 +16,9 @@ def default_weights_candidates() -> list[Path]:
 
 
 def resolve_weights(weights: Union[str, Path, None]) -> Path:
-    """The checkpoint to load. Without ``weights`` the shipped default is used; where none ships,
-    a one-line error says what to pass (never a download)."""
+    """The checkpoint to load. Without ``weights`` the shipped default is used; where it is
+    missing (an install without the package data, a stripped checkout), a one-line error says what
+    to pass (never a download)."""
     if weights is not None:
         path = Path(weights).expanduser()
         if not path.exists():
@@ -27,8 +28,8 @@ def resolve_weights(weights: Union[str, Path, None]) -> Path:
         if path.is_file():
             return path
     raise SSPNetError(
-        f"no trained default model ships in weights/ yet ({DEFAULT_WEIGHTS_NAME} is missing); "
-        "pass --weights PATH with a checkpoint from `sspnet train`"
+        f"the default model weights/{DEFAULT_WEIGHTS_NAME} is missing from this install; "
+        "reinstall from a full checkout, or pass --weights PATH with a checkpoint from `sspnet train`"
     )
 
 
