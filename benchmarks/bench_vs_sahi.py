@@ -5,7 +5,9 @@
 
 SAHI is installed in the bench environment only (it is not a dependency of sspnet). Both sides
 use the shipped default model (or ``--weights``), 640x512 slices with 30 px overlap, NMS at IoU
-0.5 and score 0.3:
+0.5 and score 0.3, at one scale without the mirrored test, so that both run the same tiles
+(what ``detect`` runs by default, the test scales and mirrored test the checkpoint records, is
+timed as well on the samples):
 
 - SAHI: the model wrapped in ``sahi.models.torchvision.TorchVisionDetectionModel`` (it takes
   torchvision's call convention: a list of float RGB tensors in [0, 1], dicts of boxes, labels
@@ -18,7 +20,7 @@ use the shipped default model (or ``--weights``), 640x512 slices with 30 px over
   export made once, outside the timing, as ``sspnet export`` makes it) where onnxruntime is
   installed.
 
-Frames: the three samples (640x640), a 20-megapixel frame (5472x3648, the samples tiled and
+Frames: the three samples (1760x990), a 20-megapixel frame (5472x3648, the samples tiled and
 mirrored) and the large PNG of ``../shared/data/geo`` (skipped without it). Each side runs each
 set ``--repeats`` times, after one warm-up frame each; the minimum counts. Also measured: the
 time from ``api.detect``'s call to its first finished tile, and the cold start of the CLI (``sspnet detect``
@@ -109,14 +111,15 @@ def main() -> None:
     sets: dict[str, list[Path]] = {}
     wanted = args.sets.split(",")
     if "samples" in wanted:
-        sets["samples (3 x 640x640)"] = samples
+        h, w = cv2.imread(str(samples[0])).shape[:2]
+        sets[f"samples ({len(samples)} x {w}x{h})"] = samples
     if "20mp" in wanted:
         sets["20 MP frame (5472x3648)"] = [make_20mp(samples, tmp / "frame_20mp.jpg")]
     png = shared_dir() / "data" / "geo" / GEO_PNG
     if "geo_png" in wanted and png.is_file():
         sets[f"large PNG ({GEO_PNG})"] = [png]
 
-    model, _ = load_model(weights, "cpu")
+    model, meta = load_model(weights, "cpu")
     sahi_model = TorchVisionDetectionModel(model=model, confidence_threshold=0.3, category_mapping={"1": "person"},
                                            device="cpu", load_at_init=True)
 
@@ -134,11 +137,14 @@ def main() -> None:
 
     first_tile: list[float] = []
 
-    def run_sspnet(paths: list[Path], model_file: Path = weights) -> int:
+    def run_sspnet(paths: list[Path], model_file: Path = weights, own_views: bool = False) -> int:
         start = time.perf_counter()
         first_tile.clear()
         progress = DetectProgress(on_tiles=lambda n: first_tile.append(time.perf_counter() - start) if not first_tile else None)
-        summary = api.detect(paths, tmp / "sspnet.geojson", weights=model_file, device="cpu", progress=progress)
+        # the same work as SAHI's side (one scale, no mirrored test) unless own_views: the test
+        # scales and mirrored test the checkpoint records, what `sspnet detect` runs by default
+        views = {} if own_views else {"scales": (1.0,), "flip": False}
+        summary = api.detect(paths, tmp / "sspnet.geojson", weights=model_file, device="cpu", progress=progress, **views)
         return sum(len(r.detections) for r in summary.results)
 
     onnx_file = None
@@ -151,7 +157,7 @@ def main() -> None:
         pass
 
     report: dict = {
-        "benchmark": "sspnet detect (API, end to end) vs SAHI get_sliced_prediction, same model, 640x512 slices, 30 px overlap, NMS 0.5, score 0.3",
+        "benchmark": "sspnet detect (API, end to end) vs SAHI get_sliced_prediction, same model, 640x512 slices, 30 px overlap, NMS 0.5, score 0.3, one scale, no mirrored test",
         "machine": machine(),
         "sahi": sahi_version,
         "weights": str(weights.relative_to(REPO) if weights.is_relative_to(REPO) else weights),
@@ -182,6 +188,14 @@ def main() -> None:
                 "detections": ort_n, "first_tile_s": round(first_tile[0], 3) if first_tile else None,
             }
             report["sets"][name]["speedup_onnxruntime"] = round(sahi_t["min"] / ort_t["min"], 3)
+        if name.startswith("samples"):
+            own_t, own_n = timed(lambda: run_sspnet(paths, onnx_file or weights, own_views=True), args.repeats)
+            report["sets"][name]["sspnet_model_views"] = {
+                "what": "the checkpoint's own test scales and mirrored test (detect's defaults), " + ("onnxruntime" if onnx_file else "torch"),
+                "test_scales": list(meta.get("test_scales") or [1.0]), "test_flip": bool(meta.get("test_flip")),
+                "seconds": own_t, "megapixels_per_s": round(mp / own_t["min"], 4), "frames_per_s": round(len(paths) / own_t["min"], 4),
+                "detections": own_n,
+            }
         print(name, json.dumps(report["sets"][name]), flush=True)
         out_path.write_text(json.dumps(report, indent=2) + "\n")
 
