@@ -43,7 +43,8 @@ ARMS = {
 
 def option(args: list[str], name: str) -> str:
     """The value that follows ``name`` in a command line (the last one wins, as in typer)."""
-    return args[len(args) - 1 - args[::-1].index(name) + 1]
+    last = len(args) - 1 - args[::-1].index(name)
+    return args[last + 1]
 
 
 def finished(run: Path, steps: int) -> bool:
@@ -75,7 +76,7 @@ def main() -> int:
     ap.add_argument("--steps", action="append", default=[], metavar="ARM=N", help="another --max-steps for one arm")
     args = ap.parse_args()
     existing = dict(e.split("=", 1) for e in args.existing)
-    steps_for = {k: v for k, v in (e.split("=", 1) for e in args.steps)}
+    steps_for = dict(e.split("=", 1) for e in args.steps)
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
@@ -92,7 +93,7 @@ def main() -> int:
         if not finished(run, steps):  # not finished: continue it where it stopped, else start it
             if (run / "last.pt").is_file():
                 cmd = ["sspnet", "train", str(args.data), "--out", str(run), "--resume", str(run / "last.pt"),
-                       "--epochs", option(recipe, "--epochs"), "--max-steps", str(steps), "--amp"]
+                       "--epochs", option(recipe, "--epochs"), "--max-steps", str(steps), *(["--amp"] if "--amp" in recipe else [])]
             else:
                 cmd = ["sspnet", "train", str(args.data), "--out", str(run), *recipe]
             subprocess.run(cmd, check=True)

@@ -102,6 +102,7 @@ def main() -> None:
 
     from sspnet_cli import api
     from sspnet_cli.api.detect import DetectProgress
+    from sspnet_cli.config import model_test_flip, model_test_scales
     from sspnet_cli.inference.weights import resolve_weights
     from sspnet_cli.model.checkpoint import load_model
 
@@ -192,7 +193,7 @@ def main() -> None:
             own_t, own_n = timed(lambda: run_sspnet(paths, onnx_file or weights, own_views=True), args.repeats)
             report["sets"][name]["sspnet_model_views"] = {
                 "what": "the checkpoint's own test scales and mirrored test (detect's defaults), " + ("onnxruntime" if onnx_file else "torch"),
-                "test_scales": list(meta.get("test_scales") or [1.0]), "test_flip": bool(meta.get("test_flip")),
+                "test_scales": list(model_test_scales(meta)), "test_flip": model_test_flip(meta),
                 "seconds": own_t, "megapixels_per_s": round(mp / own_t["min"], 4), "frames_per_s": round(len(paths) / own_t["min"], 4),
                 "detections": own_n,
             }

@@ -32,9 +32,9 @@ from typing import Any, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from sspnet_cli.model.backbones import sha256_of  # noqa: E402
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 SAMPLE = "bb_V0004_I0001320.jpg"  # the frame tests/test_default_model.py checks
 #: (column title, metric key) of the test tables, in issue 18's order
