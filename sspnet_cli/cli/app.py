@@ -57,11 +57,19 @@ def _stopped_by_torchrun(signum: int, frame: object) -> None:
     raise SSPNetError("stopped: another process of this torchrun job failed, so this one stops too; no output was written")
 
 
+def _terminated(signum: int, frame: object) -> None:
+    # kill, systemd, batch schedulers and nohup'd jobs stop a run with SIGTERM: treat it like
+    # Ctrl-C, so training saves last.pt to resume from and detect leaves no half-written output
+    raise KeyboardInterrupt
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point of the ``sspnet`` script and ``python -m sspnet_cli``."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # torchrun stops the survivors with SIGTERM when one process dies: say so in one line
         signal.signal(signal.SIGTERM, _stopped_by_torchrun)
+    else:
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         command = typer.main.get_command(app)
         code = command.main(args=argv, prog_name="sspnet", standalone_mode=False)
