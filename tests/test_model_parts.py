@@ -186,3 +186,28 @@ def test_roi_select_votes_only_when_asked():
     assert torch.equal(picks[0.0]["boxes"][0], boxes[0, 0])
     assert torch.allclose(picks[0.5]["boxes"][0], (0.9 * boxes[0, 0] + 0.3 * boxes[1, 0]) / 1.2)
     assert torch.equal(picks[0.5]["boxes"][1], boxes[2, 0])
+
+
+def test_rpn_decodes_only_the_top_anchors_and_gives_torchvisions_proposals():
+    """The RPN decodes each level's top-n anchors only; torchvision's way, decoding every anchor
+    and then filtering, must give the very same proposals and scores."""
+    from sspnet_cli.config import RPNConfig, WNSConfig
+    from sspnet_cli.model.rpn import RPN
+
+    torch.manual_seed(0)
+    anchors = AnchorGenerator((1.5, 2.5, 3.7, 8.0), (0.4, 0.8, 1.4), (4, 8, 16, 32, 64))
+    rpn = RPN(RPNConfig(pre_nms_top_n_test=300, post_nms_top_n_test=200), WNSConfig(), anchors, 16).eval()
+    features = [torch.randn(2, 16, 128 // s, 160 // s) for s in (4, 8, 16, 32, 64)]
+    sizes = [(128, 160), (128, 150)]
+    boxes, scores, _ = rpn(features, sizes)
+
+    objectness, deltas = rpn.head(features)
+    per_level = anchors.grid_anchors([tuple(f.shape[-2:]) for f in features], features[0].device)
+    from torchvision.models.detection.rpn import concat_box_prediction_layers
+
+    objectness, deltas = concat_box_prediction_layers(objectness, deltas)
+    every = rpn.box_coder.decode(deltas, [torch.cat(per_level)] * 2).view(2, -1, 4)
+    ref_boxes, ref_scores = rpn.filter_proposals(every, objectness, sizes, [len(a) for a in per_level])
+    assert [len(b) for b in boxes] == [len(b) for b in ref_boxes] and len(boxes[0]) > 50
+    for b, r, s, rs in zip(boxes, ref_boxes, scores, ref_scores):
+        assert torch.equal(b, r) and torch.equal(s, rs)

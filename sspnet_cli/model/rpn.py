@@ -57,8 +57,7 @@ class RPN(RegionProposalNetwork):
         # under autocast the head's outputs are fp16/bf16, and torchvision's decode casts the
         # anchors to their dtype: 8-10 bit mantissas would put proposals pixels off
         objectness, deltas = objectness.float(), deltas.float()
-        proposals = self.box_coder.decode(deltas.detach(), [anchors] * num_images).view(num_images, -1, 4)
-        boxes, scores = self.filter_proposals(proposals, objectness, image_sizes, [len(a) for a in per_level])
+        boxes, scores = self._proposals(objectness, deltas, anchors, image_sizes, [len(a) for a in per_level])
         losses: dict[str, Tensor] = {}
         if self.training:
             if targets is None:
@@ -66,6 +65,22 @@ class RPN(RegionProposalNetwork):
             grid = self.anchor_generator.grid([tuple(f.shape[-2:]) for f in features])
             losses = self.loss(objectness.view(num_images, -1), deltas.view(num_images, -1, 4), anchors, targets, grid)
         return boxes, scores, losses
+
+    def _proposals(
+        self, objectness: Tensor, deltas: Tensor, anchors: Tensor, image_sizes: list[tuple[int, int]], counts: list[int]
+    ) -> tuple[list[Tensor], list[Tensor]]:
+        """torchvision's proposal filtering, but only the top-n anchors of each level are decoded
+        (torchvision decodes all ~330k of a 640x512 tile's anchors and then keeps 1,000 a level:
+        about a tenth of a tile's CPU time). The same boxes: decoding is elementwise."""
+        num_images = objectness.shape[0] // len(anchors)
+        objectness = objectness.detach().reshape(num_images, -1)
+        top = self._get_top_n_idx(objectness, counts)  # (images, kept), level by level, best first
+        kept = [min(n, self.pre_nms_top_n()) for n in counts]
+        rows = torch.arange(num_images, device=objectness.device)[:, None]
+        picked = deltas.detach().reshape(num_images, -1, 4)[rows, top].reshape(-1, 4)
+        proposals = self.box_coder.decode_single(picked, anchors[top].reshape(-1, 4)).view(num_images, -1, 4)
+        # each level's slice is already its top n, which filter_proposals' own top-n keeps whole
+        return self.filter_proposals(proposals, objectness[rows, top], image_sizes, kept)
 
     def loss(
         self,
