@@ -42,3 +42,16 @@ def test_usage_errors(tmp_path, monkeypatch):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     assert run_cli("eval", "--gt", bad, "--detections", bad) == 2
+
+
+def test_saved_detections_give_the_same_metrics_through_gt_and_detections(tmp_path):
+    root = write_synthetic_dataset(tmp_path / "ds", layout="tinyperson", splits={"test": 2}, size=(320, 256), seed=3)
+    weights = small_checkpoint(tmp_path)
+    saved, first, second = tmp_path / "dets.json", tmp_path / "a.json", tmp_path / "b.json"
+    assert run_cli("eval", "--data", root, "--weights", weights, "--device", "cpu", "--out", first, "--save-detections", saved) == 0
+    records = json.loads(saved.read_text())
+    assert records and {"image_id", "bbox", "score", "category_id"} <= set(records[0])
+    gt = open_dataset(root, split="test").annotations
+    assert run_cli("eval", "--gt", gt, "--detections", saved, "--out", second) == 0
+    assert json.loads(first.read_text()) == json.loads(second.read_text())
+    assert run_cli("eval", "--gt", gt, "--detections", saved, "--save-detections", tmp_path / "c.json") == 2

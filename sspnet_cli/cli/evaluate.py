@@ -20,6 +20,7 @@ def evaluate(
     gt: Optional[Path] = typer.Option(None, "--gt", help="Ground-truth JSON (COCO / TinyPerson); with --detections, evaluate that file instead of running a model."),
     detections: Optional[Path] = typer.Option(None, "--detections", help="Detections to evaluate: a COCO results list, or the .json `sspnet detect` writes (matched to --gt images by file name)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the metrics (percent, null where undefined) to this JSON file."),
+    save_detections: Optional[Path] = typer.Option(None, "--save-detections", help="Also write the model's detections (every one down to the 0.05 floor) as a COCO results list (.json) with the ground truth's image ids, for --gt/--detections, pycocotools or TinyBenchmark."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write precision-recall and miss-rate-FPPI curves (PNG) into this folder."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     tile: str = typer.Option("640x512", help="Tile size WIDTHxHEIGHT for the detect pipeline."),
@@ -36,13 +37,16 @@ def evaluate(
     or evaluates a given detections file against a ground-truth file.
     """
     from sspnet_cli import api
-    from sspnet_cli.atomic import check_writable
+    from sspnet_cli.atomic import atomic_write, check_writable
     from sspnet_cli.cli.progress import TileProgress
 
-    if out is not None:
-        check_writable(out, suffixes=(".json",))
+    for path in (out, save_detections):
+        if path is not None:
+            check_writable(path, suffixes=(".json",))
     if (gt is None) != (detections is None):
         raise SSPNetError("--gt and --detections go together")
+    if save_detections is not None and gt is not None:
+        raise SSPNetError("--save-detections writes what the model finds; with --gt/--detections no model runs")
     failed = 0
     if gt is not None and detections is not None:
         result = api.evaluate_detections(gt, detections)
@@ -70,10 +74,15 @@ def evaluate(
     if gt is None and report.recall_by_size:
         _print_recall(report.recall_by_size)
     if out is not None:
-        from sspnet_cli.atomic import atomic_write
-
         with atomic_write(out) as f:
             json.dump(result.metrics, f, indent=2, sort_keys=True)
+            f.write("\n")
+    if save_detections is not None:
+        from sspnet_cli.evaluation.run import detection_records
+
+        ids = {str(im.path): im.image_id for im in report.dataset.images} if report.dataset else {}
+        with atomic_write(save_detections) as f:
+            json.dump(detection_records(report.results, ids), f)
             f.write("\n")
     if plot is not None:
         from sspnet_cli.evaluation import plots
