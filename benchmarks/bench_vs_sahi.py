@@ -100,9 +100,12 @@ def main() -> None:
     from sahi.models.torchvision import TorchVisionDetectionModel
     from sahi.predict import get_sliced_prediction
 
+    import torch
+
     from sspnet_cli import api
     from sspnet_cli.api.detect import DetectProgress
     from sspnet_cli.config import model_test_flip, model_test_scales
+    from sspnet_cli.inference.engine import auto_lanes
     from sspnet_cli.inference.weights import resolve_weights
     from sspnet_cli.model.checkpoint import load_model
 
@@ -163,6 +166,8 @@ def main() -> None:
         "sahi": sahi_version,
         "weights": str(weights.relative_to(REPO) if weights.is_relative_to(REPO) else weights),
         "repeats": args.repeats,
+        # tiles sspnet has in flight at once (detect's default: two onnxruntime lanes on a 2-core CPU)
+        "sspnet_lanes": auto_lanes(torch.device("cpu"), "onnxruntime") if onnx_file is not None else 1,
         "sets": {},
     }
     out_path = Path(args.out)

@@ -134,3 +134,25 @@ def test_auto_falls_back_to_torch_where_the_export_cannot_be_made(tmp_path, monk
     weights = small_checkpoint(tmp_path)
     assert Detector(weights, device="cpu").backend == "onnxruntime"
     assert engine.onnx_cache_dir() == tmp_path / "file" / "cache" / "onnx"
+
+
+def test_two_lanes_give_one_lanes_detections_frame_by_frame(exported, tmp_path):
+    """Two tiles at once (two onnxruntime models, one thread each) change the time, not the
+    results: the same detections per frame, in the order given, a bad frame in the middle reported."""
+    _, out = exported
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a jpeg")
+    frames = [SAMPLE, bad, *sorted((REPO / "samples").glob("*.jpg"))[:2]]
+    one = Detector(out, device="cpu", score_thr=0.05, lanes=1)
+    two = Detector(out, device="cpu", score_thr=0.05, lanes=2)
+    assert len(one._lanes) == 1 and len(two._lanes) == 2
+    a, b = list(one.run(frames)), list(two.run(frames))
+    assert [getattr(r, "image", None) for r in a] == [getattr(r, "image", None) for r in b]
+    assert [type(r).__name__ for r in b] == ["ImageResult", "Failure", "ImageResult", "ImageResult"]
+    for x, y in zip(a, b):
+        if hasattr(x, "detections"):
+            assert len(x.detections) == len(y.detections) > 0
+            assert torch.allclose(x.detections.boxes, y.detections.boxes, atol=0.5)
+            assert torch.allclose(x.detections.scores, y.detections.scores, atol=1e-3)
+    with pytest.raises(Exception, match="onnxruntime"):
+        Detector(exported[0], device="cpu", backend="torch", lanes=2)

@@ -404,6 +404,7 @@ def detect(
     score_thr: float = 0.3,
     nms_iou: float = 0.5,
     batch_size: Optional[int] = None,
+    lanes: Optional[int] = None,
     half: bool = False,
     scales: Optional[Sequence[float]] = None,
     flip: Optional[bool] = None,
@@ -432,7 +433,7 @@ def detect(
     explains each), returning a :class:`DetectSummary`. Raises :class:`SSPNetError` (one line)
     for bad options or when no image could be processed."""
     options = DetectOptions(
-        tile=tuple(tile), overlap=overlap, score_thr=score_thr, nms_iou=nms_iou, batch_size=batch_size, half=half,  # type: ignore[arg-type]
+        tile=tuple(tile), overlap=overlap, score_thr=score_thr, nms_iou=nms_iou, batch_size=batch_size, lanes=lanes, half=half,  # type: ignore[arg-type]
         scales=tuple(float(s) for s in scales) if scales is not None else None, flip=flip, bands=tuple(bands) if bands else None,
         heatmaps=heatmaps,
     )

@@ -28,6 +28,7 @@ def detect(
     score_thr: float = typer.Option(0.3, "--score-thr", callback=in_range(0.0, 1.0), help="Keep detections scoring at least this (for people using the output; eval uses the model's 0.05 floor)."),
     nms_iou: float = typer.Option(0.5, "--nms-iou", callback=in_range(0.0, 1.0), help="IoU above which overlapping detections from different tiles are merged."),
     batch_size: str = typer.Option("auto", "--batch-size", help="Tiles per forward pass: auto (1 on the CPU, where batching is slower; 8 on CUDA) or a number."),
+    lanes: str = typer.Option("auto", "--lanes", help="Tiles in flight at once: auto (2 on a CPU with 2 or more threads and the onnxruntime backend, each lane a share of the threads: its small single-threaded steps no longer leave a core idle; 1 on CUDA and with torch) or a number. The same detections either way."),
     half: bool = typer.Option(False, "--half", help="fp16 autocast on CUDA (faster, slightly different scores). [default: off]"),
     scales: str = typer.Option("model", help="Test scales: 'model' (the ones the checkpoint records, chosen on its validation split; 1 where it records none), or numbers: '1' (fastest), '1,1.5' (each tile also at 1.5x: more of the smallest people, about 2.5x the time), '2,3' (the reference's up-sampled test). Boxes and scores are averaged over the scales."),
     flip: Optional[bool] = typer.Option(None, "--flip/--no-flip", help=FLIP_HELP),
@@ -58,7 +59,7 @@ def detect(
     from sspnet_cli.cli.progress import TileProgress
 
     parsed = dict(
-        tile=parse_tile(tile), batch_size=parse_batch_size(batch_size), scales=parse_scales(scales), bands=parse_bands(bands),
+        tile=parse_tile(tile), batch_size=parse_batch_size(batch_size), lanes=parse_batch_size(lanes, "--lanes"), scales=parse_scales(scales), bands=parse_bands(bands),
         person_size=parse_pair(person_size, "--person-size"),
     )
     with TileProgress("images") as bars:

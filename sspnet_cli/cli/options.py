@@ -54,16 +54,16 @@ def parse_scales(text: str) -> Optional[tuple[float, ...]]:
     return values
 
 
-def parse_batch_size(text: str) -> Optional[int]:
+def parse_batch_size(text: str, what: str = "batch size") -> Optional[int]:
     """``auto`` -> None (the engine decides), else a positive integer."""
     if text.strip().lower() == "auto":
         return None
     try:
         value = int(text)
     except ValueError:
-        raise SSPNetError(f"batch size must be 'auto' or a positive integer, got {text!r}") from None
+        raise SSPNetError(f"{what} must be 'auto' or a positive integer, got {text!r}") from None
     if value < 1:
-        raise SSPNetError(f"batch size must be at least 1, got {value}")
+        raise SSPNetError(f"{what} must be at least 1, got {value}")
     return value
 
 

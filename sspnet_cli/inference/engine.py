@@ -45,6 +45,17 @@ CUDA_BATCH = 8
 READ_AHEAD = 1
 
 
+def auto_lanes(device: torch.device, backend: str) -> int:
+    """Tiles in flight at once. On the CPU with onnxruntime: one per pair of cores' worth of torch
+    threads, at least two where there are two cores, each lane's sessions with an equal share of
+    the threads. Half of a tile's time is small single-threaded steps (proposal filtering, RoI
+    pooling, soft-NMS) during which a 2-thread model leaves a core idle; two 1-thread lanes keep
+    both busy (benchmarks/README.md, "Two tiles at once"). Elsewhere one."""
+    if device.type != "cpu" or backend != "onnxruntime":
+        return 1
+    return 2 if torch.get_num_threads() >= 2 else 1
+
+
 @dataclass(frozen=True)
 class DetectOptions:
     """How frames are tiled, detected and merged (``sspnet detect --help`` documents each)."""
@@ -64,6 +75,8 @@ class DetectOptions:
     # resize every frame to (width, height) before tiling; results come back in the frame's own
     # pixels. For dataset frames stored squeezed (TinyPerson-RF: 16:9 frames at 640x640)
     frame_size: Optional[tuple[int, int]] = None
+    #: tiles in flight at once (None: :func:`auto_lanes`); more than one needs the onnxruntime backend
+    lanes: Optional[int] = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -302,6 +315,25 @@ class Detector:
             # this copy is never trained or saved; folding saves the BatchNorm pass (benchmarks/README.md)
             fold_batchnorm(model)
         self._setup(model, replace(options, **settings) if options is not None else DetectOptions(**settings))
+        self._lanes = self._make_lanes(model)
+
+    def _make_lanes(self, model: nn.Module) -> list[nn.Module]:
+        """The models the lanes run: the onnxruntime model's replicas (each holds the tile it is
+        working on), their sessions sharing the threads; torch's one model otherwise."""
+        lanes = self.options.lanes or auto_lanes(self.device, self.backend)
+        if lanes < 1:
+            raise SSPNetError("lanes must be at least 1")
+        if lanes == 1:
+            return [model]
+        if self.backend != "onnxruntime":
+            raise SSPNetError("more than one lane needs the onnxruntime backend (--backend onnxruntime) on the CPU")
+        per_lane = max(1, torch.get_num_threads() // lanes)
+        try:
+            replicas = [model.replica(per_lane) for _ in range(lanes)]
+        except (SSPNetError, OSError):  # an export in a temporary folder, gone once loaded: one lane
+            return [model]
+        self.model = replicas[0]  # the first model's 2-thread sessions are not kept
+        return replicas
 
     @classmethod
     def from_model(cls, model: nn.Module, device: str = "cpu", meta: Optional[dict] = None, **options: Any) -> "Detector":
@@ -312,6 +344,7 @@ class Detector:
         self.backend = "torch"
         self.meta = dict(meta or {})
         self._setup(model.to(self.device).eval(), DetectOptions(**options))
+        self._lanes = self._make_lanes(self.model)
         return self
 
     def _setup(self, model: nn.Module, options: DetectOptions) -> None:
@@ -334,6 +367,8 @@ class Detector:
         other = Detector.__new__(Detector)
         other.device, other.weights, other.meta, other.backend = self.device, self.weights, self.meta, self.backend
         other._setup(self.model, replace(self.options, **options))
+        lanes = other.options.lanes or auto_lanes(other.device, other.backend)
+        other._lanes = self._lanes if lanes == len(self._lanes) else other._make_lanes(self.model)
         return other
 
     # -- public API -----------------------------------------------------------------------
@@ -388,6 +423,7 @@ class Detector:
         next_out = 0
         pending: list[tuple[int, int, torch.Tensor, Optional[torch.Tensor]]] = []
         reader = background(self._read(units), depth=READ_AHEAD)
+        lanes = _Lanes(self._lanes, self._predict, lambda batch, out: self._place(batch, out, active, on_tiles))
         try:
             for item in reader:
                 kind, seq = item[0], item[1]
@@ -411,16 +447,18 @@ class Detector:
                 elif kind == "bands_done" and seq in active:
                     active[seq].bands_done = True
                 while len(pending) >= self.batch_size:
-                    self._run_batch(pending[: self.batch_size], active, on_tiles)
+                    lanes.submit(pending[: self.batch_size])
                     del pending[: self.batch_size]
                 self._finish_units(active, finished, stats)
                 next_out = yield from self._emit(finished, next_out)
             while pending:
-                self._run_batch(pending[: self.batch_size], active, on_tiles)
+                lanes.submit(pending[: self.batch_size])
                 del pending[: self.batch_size]
+            lanes.drain(0)
             self._finish_units(active, finished, stats)
             next_out = yield from self._emit(finished, next_out)
         finally:
+            lanes.close()
             reader.close()
             for state in active.values():
                 self._close(state)
@@ -490,12 +528,17 @@ class Detector:
         return contextlib.nullcontext()
 
     @torch.inference_mode()
-    def _run_batch(self, batch: list, active: dict[int, _Unit], on_tiles: Optional[Callable[[int], None]]) -> None:
+    def _predict(self, model: nn.Module, batch: list) -> tuple[list, list]:
+        """One batch through one lane's model (on the lane's thread where there are several)."""
         tensor = torch.stack([t[2] for t in batch])
         with self._autocast():
             # flip only when asked: models given to from_model may predate the keyword
             mirrored = {"flip": True} if self.options.flip else {}
-            dets, attention = self.model.predict(tensor, scales=self.options.scales, with_attention=self.options.heatmaps, **mirrored)
+            return model.predict(tensor, scales=self.options.scales, with_attention=self.options.heatmaps, **mirrored)
+
+    def _place(self, batch: list, out: tuple[list, list], active: dict[int, _Unit], on_tiles: Optional[Callable[[int], None]]) -> None:
+        """A finished batch's detections into their frames (always on the calling thread)."""
+        dets, attention = out
         for k, ((seq, win_idx, _, valid), det) in enumerate(zip(batch, dets)):
             state = active.get(seq)
             if state is None:
@@ -558,3 +601,47 @@ class Detector:
     def _close(state: _Unit) -> None:
         with contextlib.suppress(Exception):
             state.source.close()
+
+
+class _Lanes:
+    """Batches through one or more models at once: ``submit`` hands a batch to a free lane (on
+    one lane, it runs at once, on the calling thread), ``drain(n)`` places finished batches, in
+    the order submitted, until at most ``n`` are in flight. Placing stays on the calling thread,
+    so the frames' bookkeeping needs no lock."""
+
+    def __init__(self, models: list[nn.Module], predict: Callable[[nn.Module, list], tuple], place: Callable[[list, tuple], None]) -> None:
+        self.predict, self.place = predict, place
+        self.models = list(models)
+        self.inflight: list[tuple[list, Any]] = []
+        self.pool = None
+        if len(models) > 1:
+            import queue
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.free: "queue.Queue[nn.Module]" = queue.Queue()
+            for m in models:
+                self.free.put(m)
+            self.pool = ThreadPoolExecutor(len(models), thread_name_prefix="sspnet-lane")
+
+    def _run(self, batch: list) -> tuple:
+        model = self.free.get()
+        try:
+            return self.predict(model, batch)
+        finally:
+            self.free.put(model)
+
+    def submit(self, batch: list) -> None:
+        if self.pool is None:
+            self.place(batch, self.predict(self.models[0], batch))
+            return
+        self.drain(len(self.models) - 1)
+        self.inflight.append((batch, self.pool.submit(self._run, batch)))
+
+    def drain(self, limit: int) -> None:
+        while len(self.inflight) > limit:
+            batch, future = self.inflight.pop(0)
+            self.place(batch, future.result())
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)

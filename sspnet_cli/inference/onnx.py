@@ -204,7 +204,7 @@ class OnnxSSPNet(SSPNetDetector):
         sidecar = read_sidecar(path)
         cfg = ModelConfig.from_dict(sidecar["model_config"])
         super().__init__(cfg)
-        self.sidecar = sidecar
+        self.sidecar, self.path = sidecar, Path(path)
         dense, rcnn, _ = onnx_paths(Path(path).with_suffix(".onnx"))
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -224,6 +224,11 @@ class OnnxSSPNet(SSPNetDetector):
         self.rpn.head = _CachedHead()
         self.roi_heads.predict = self._rcnn_predict  # type: ignore[method-assign]
         self.eval()
+
+    def replica(self, threads: Optional[int] = None) -> "OnnxSSPNet":
+        """Another model on the same export, with sessions of its own (``threads`` each): one per
+        thread that detects at the same time, since a model holds the tile it is working on."""
+        return OnnxSSPNet(self.path, threads)
 
     def _normalise(self, x: Tensor) -> Tensor:
         # the graph normalises: hand it RGB on the 0-255 scale
