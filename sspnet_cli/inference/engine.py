@@ -449,6 +449,7 @@ class Detector:
                 while len(pending) >= self.batch_size:
                     lanes.submit(pending[: self.batch_size])
                     del pending[: self.batch_size]
+                lanes.poll()
                 self._finish_units(active, finished, stats)
                 next_out = yield from self._emit(finished, next_out)
             while pending:
@@ -636,6 +637,12 @@ class _Lanes:
             return
         self.drain(len(self.models) - 1)
         self.inflight.append((batch, self.pool.submit(self._run, batch)))
+
+    def poll(self) -> None:
+        """Place the batches already finished, oldest first, without waiting."""
+        while self.inflight and self.inflight[0][1].done():
+            batch, future = self.inflight.pop(0)
+            self.place(batch, future.result())
 
     def drain(self, limit: int) -> None:
         while len(self.inflight) > limit:
