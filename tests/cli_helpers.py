@@ -2,9 +2,14 @@
 from __future__ import annotations
 
 import functools
+import os
 import shutil
+import subprocess
 import tempfile
+import threading
+import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import torch
@@ -13,6 +18,26 @@ from sspnet_cli.cli.app import main
 from sspnet_cli.config import ModelConfig, RoIConfig
 from sspnet_cli.model.build import build_from_config
 from sspnet_cli.model.checkpoint import save_checkpoint
+
+
+def signal_when(cmd: list[str], cwd: Path, sig: int, ready: Callable[[str], bool], merge_output: bool = False) -> tuple[int, str]:
+    """Run ``python -m sspnet_cli ...`` (``cmd``) in a child process, send it ``sig`` once a
+    line of its stderr (or of its merged output) passes ``ready`` (a fixed sleep could land in
+    the interpreter's start-up on a loaded machine), and return its exit code and that output."""
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, text=True,
+                            stderr=subprocess.STDOUT if merge_output else subprocess.PIPE)
+    stream = proc.stdout if merge_output else proc.stderr
+    lines: list[str] = []
+    pump = threading.Thread(target=lambda: lines.extend(stream), daemon=True)
+    pump.start()
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline and not any(ready(line) for line in list(lines)):
+        time.sleep(0.2)
+    proc.send_signal(sig)
+    proc.wait(timeout=120)
+    pump.join(timeout=10)
+    return proc.returncode, "".join(lines)
 
 
 def run_cli(*args: object) -> int:

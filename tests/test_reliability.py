@@ -2,11 +2,8 @@
 honest, nothing half-written is left behind. Plus invariants that hold for any input."""
 import errno
 import json
-import os
 import signal
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -18,7 +15,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cli_helpers import one_tile_frame, run_cli, small_checkpoint
+from cli_helpers import one_tile_frame, run_cli, signal_when, small_checkpoint
 from fakes import GridModel
 from sspnet_cli.errors import InputError, SSPNetError
 from sspnet_cli.inference.engine import Detector
@@ -172,22 +169,9 @@ def test_ctrl_c_stops_cleanly_and_writes_nothing(tmp_path, weights):
     for i in range(30):
         (frames / f"f{i:02d}.jpg").write_bytes(SAMPLE.read_bytes())
     out = tmp_path / "out.geojson"
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, "-m", "sspnet_cli", "detect", str(frames), "--weights", str(weights), "--out", str(out), "--device", "cpu"],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # interrupt mid-run: once the first plain progress line says tiles are done (a fixed sleep
-    # could land in the interpreter's start-up on a loaded machine)
-    lines: list[str] = []
-    pump = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
-    pump.start()
-    deadline = time.monotonic() + 180
-    while proc.poll() is None and time.monotonic() < deadline and not any("tiles" in line for line in list(lines)):
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=60)
-    pump.join(timeout=10)
-    err = "".join(lines)
-    assert proc.returncode == 130, err[-1000:]
+    code, err = signal_when([sys.executable, "-m", "sspnet_cli", "detect", str(frames), "--weights", str(weights), "--out", str(out), "--device", "cpu"],
+                            tmp_path, signal.SIGINT, lambda line: "tiles" in line)  # once the first progress line says tiles are done
+    assert code == 130, err[-1000:]
     assert "interrupted" in err and "Traceback" not in err
     assert not out.exists() and not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cli_helpers import run_cli, small_config
+from cli_helpers import run_cli, signal_when, small_config
 from sspnet_cli.config import TrainConfig
 from sspnet_cli.data import write_synthetic_dataset
 from sspnet_cli.errors import SSPNetError
@@ -284,25 +284,12 @@ def test_ema_can_be_switched_on_when_resuming(tmp_path, dataset, capsys):
 def test_sigterm_saves_last_pt_like_ctrl_c(tmp_path, dataset):
     """kill, systemd and batch schedulers stop a run with SIGTERM: the run keeps what it trained."""
     import signal
-    import threading
-    import time
 
     run = tmp_path / "term"
-    env = dict(os.environ, PYTHONPATH=str(REPO))
     cmd = [sys.executable, "-m", "sspnet_cli", "train", str(dataset), "--out", str(run), "--backbone", "resnet18",
            "--neck-channels", "32", "--tile", "192x160", "--max-steps", "100000", "--device", "cpu", "--workers", "0",
            "--val-split", "none"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    pump = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
-    pump.start()
-    deadline = time.monotonic() + 300
-    while proc.poll() is None and time.monotonic() < deadline and not any(line.startswith("step ") for line in list(lines)):
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=120)
-    pump.join(timeout=10)
-    out = "".join(lines)
-    assert proc.returncode == 130, out[-2000:]
+    code, out = signal_when(cmd, tmp_path, signal.SIGTERM, lambda line: line.startswith("step "), merge_output=True)
+    assert code == 130, out[-2000:]
     assert "interrupted at step" in out and "Traceback" not in out
     assert read_checkpoint(run / "last.pt")["train_state"]["step"] >= 1
