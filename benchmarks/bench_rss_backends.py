@@ -57,6 +57,7 @@ def main() -> None:
     ap.add_argument("--weights", default=None, help="checkpoint [default: an untrained SSPNet-Lite]")
     ap.add_argument("--backends", default="torch,onnxruntime-cold,onnxruntime")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--lanes", default="auto", help="detect's --lanes for the onnxruntime runs")
     ap.add_argument("--note", default="", help="what else the machine was doing (wall times depend on it; peaks do not)")
     args = ap.parse_args()
 
@@ -78,6 +79,7 @@ def main() -> None:
         "how": __doc__.strip().split("\n\n")[2].replace("\n", " "),
         "machine": machine(),
         "note": args.note,
+        "lanes": args.lanes,
         "model": model_note,
         "tiles": len(window_grid(args.side, args.side)),
         "import_floor": timed([sys.executable, "-c", FLOOR], env),
@@ -89,7 +91,8 @@ def main() -> None:
         if backend.endswith("-cold"):
             shutil.rmtree(tmp / "cache", ignore_errors=True)
         run = timed([sys.executable, "-m", "sspnet_cli", "detect", str(big), "--weights", str(weights), "--device", "cpu",
-                     "--backend", flag, "--out", str(tmp / f"{backend}.geojson")], env)
+                     "--backend", flag, "--out", str(tmp / f"{backend}.geojson"),
+                     *(["--lanes", args.lanes] if flag == "onnxruntime" else [])], env)
         run["above_floor_mb"] = round(run["peak_rss_mb"] - floor, 1)
         report["runs"][backend] = run
         print(backend, run, flush=True)
