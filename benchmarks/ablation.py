@@ -37,7 +37,9 @@ RECIPE = [
 ARMS = {
     "sspnet": [],
     "fpn": ["--neck", "fpn"],
-    "fpn_same_wall": ["--neck", "fpn"],  # give it the steps SSPNet's wall time buys: --steps fpn_same_wall=N
+    # the steps SSPNet's wall time buys (--steps fpn_same_wall=N); one epoch more so that the run
+    # reaches them, with the lr step moved along so that the lr never decays, as in the other arms
+    "fpn_same_wall": ["--neck", "fpn", "--epochs", "5", "--lr-steps", "5"],
     "no_wns": ["--no-wns"],
     "bce": ["--attention-loss", "bce"],
     "sspnet_seed1": ["--seed", "1"],
@@ -227,8 +229,8 @@ def markdown(doc: dict) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--runs", type=Path, required=True, help="folder of the arms' run folders")
+    ap.add_argument("--data", type=Path, help="the dataset (not needed with --table)")
+    ap.add_argument("--runs", type=Path, help="folder of the arms' run folders (not needed with --table)")
     ap.add_argument("--arms", default="sspnet,fpn,no_wns", help=f"comma-separated, of {', '.join(ARMS)}")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--existing", action="append", default=[], metavar="ARM=RUN",
@@ -247,6 +249,8 @@ def main() -> int:
     if args.table:
         print(markdown(json.loads(args.out.read_text())), end="")
         return 0
+    if args.data is None or args.runs is None:
+        ap.error("--data and --runs are needed unless --table")
     existing = dict(e.split("=", 1) for e in args.existing)
     steps_for = dict(e.split("=", 1) for e in args.steps)
     speed_after = {k: int(v) for k, v in (e.split("=", 1) for e in args.speed_after)}
