@@ -16,35 +16,42 @@ class _Raised:
 
 def background(items: Iterable[T], depth: int = 2) -> Iterator[T]:
     """Yield ``items`` in order while a thread produces up to ``depth`` of the next ones (decoding
-    and reading release the GIL, so this overlaps I/O with the model). An exception raised by the
-    producer is re-raised here; closing this iterator early stops the thread."""
-    q: "queue.Queue[object]" = queue.Queue(maxsize=max(depth, 1))
+    and reading release the GIL, so this overlaps I/O with the model). The thread starts an item
+    only once there is room for it, so at most ``depth`` exist beyond the one the consumer holds
+    (a band of a 20,000 px wide raster is 31 MB). An exception raised by the producer is re-raised
+    here; closing this iterator early stops the thread."""
+    q: "queue.Queue[object]" = queue.Queue()
+    room = threading.Semaphore(max(depth, 1))
     stop = threading.Event()
 
-    def put(obj: object) -> bool:
+    def wait_for_room() -> bool:
         while not stop.is_set():
-            try:
-                q.put(obj, timeout=0.05)
+            if room.acquire(timeout=0.05):
                 return True
-            except queue.Full:
-                continue
         return False
 
     def work() -> None:
         try:
-            for item in items:
-                if not put(item):
-                    return
+            it = iter(items)
+            while wait_for_room():
+                try:
+                    item = next(it)
+                except StopIteration:
+                    break
+                q.put(item)
+            else:
+                return
         except BaseException as exc:  # handed to the consumer, which decides
-            put(_Raised(exc))
+            q.put(_Raised(exc))
             return
-        put(_DONE)
+        q.put(_DONE)
 
     thread = threading.Thread(target=work, name="sspnet-reader", daemon=True)
     thread.start()
     try:
         while True:
             obj = q.get()
+            room.release()
             if obj is _DONE:
                 return
             if isinstance(obj, _Raised):

@@ -300,6 +300,7 @@ class Detector:
         ``backend``: ``torch``, ``onnxruntime`` (the dense part and the R-CNN head in
         onnxruntime, on the CPU: ``weights`` an export of ``sspnet export``, or a checkpoint
         exported for this run) or ``auto`` (onnxruntime for ``.onnx`` weights, else torch)."""
+        return_large_buffers()  # before onnxruntime starts threads of its own (heap.py)
         self.device = resolve_device(device)
         self.weights = resolve_weights(weights)
         self.backend = choose_backend(backend, self.weights, self.device)
@@ -318,8 +319,8 @@ class Detector:
         self._lanes = self._make_lanes(model)
 
     def _make_lanes(self, model: nn.Module) -> list[nn.Module]:
-        """The models the lanes run: the onnxruntime model's replicas (each holds the tile it is
-        working on), their sessions sharing the threads; torch's one model otherwise."""
+        """The models the lanes run: onnxruntime models whose sessions share the threads (one
+        model for lanes of one thread each: :meth:`OnnxSSPNet.replica`); torch's one model otherwise."""
         lanes = self.options.lanes or auto_lanes(self.device, self.backend)
         if lanes < 1:
             raise SSPNetError("lanes must be at least 1")
@@ -329,10 +330,13 @@ class Detector:
             raise SSPNetError("more than one lane needs the onnxruntime backend (--backend onnxruntime) on the CPU")
         per_lane = max(1, torch.get_num_threads() // lanes)
         try:
-            replicas = [model.replica(per_lane) for _ in range(lanes)]
+            if per_lane == 1:  # one model for all: its runs compute on the lanes' own threads
+                replicas = [model.replica(1)] * lanes
+            else:
+                replicas = [model.replica(per_lane) for _ in range(lanes)]
         except (SSPNetError, OSError):  # an export in a temporary folder, gone once loaded: one lane
             return [model]
-        self.model = replicas[0]  # the first model's 2-thread sessions are not kept
+        self.model = replicas[0]  # the first model's sessions of all the threads are not kept
         return replicas
 
     @classmethod

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -181,22 +182,47 @@ def read_sidecar(path: Union[str, Path]) -> dict[str, Any]:
 
 
 class _CachedHead(nn.Module):
-    """Stands in for the RPN head: hands back the objectness and deltas the dense graph gave."""
+    """Stands in for the RPN head: hands back the objectness and deltas the dense graph gave, to
+    the thread that ran it (lanes share one model)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.cache: Optional[tuple[list[Tensor], list[Tensor]]] = None
+        self._local = threading.local()
+
+    @property
+    def cache(self) -> Optional[tuple[list[Tensor], list[Tensor]]]:
+        return getattr(self._local, "cache", None)
+
+    @cache.setter
+    def cache(self, value: Optional[tuple[list[Tensor], list[Tensor]]]) -> None:
+        self._local.cache = value
 
     def forward(self, features: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
-        if self.cache is None:
+        out = self.cache
+        if out is None:
             raise RuntimeError("the dense graph has not run for these features")
-        out, self.cache = self.cache, None
+        self.cache = None
         return out
+
+
+class _InGraph(nn.Module):
+    """Stands in for a torch part whose weights the ONNX graphs hold."""
+
+    def __init__(self, has_attention: bool = False) -> None:
+        super().__init__()
+        self.has_attention = has_attention
+
+    def forward(self, *args: Any) -> Any:
+        raise RuntimeError("this part of the model runs in onnxruntime")
 
 
 class OnnxSSPNet(SSPNetDetector):
     """A Faster R-CNN whose dense part and R-CNN head run in onnxruntime; everything between and
-    after them is the torch detector's own code. Loaded from an export's sidecar alone."""
+    after them is the torch detector's own code. Loaded from an export's sidecar alone.
+
+    One model may serve several threads at once (:meth:`replica`): onnxruntime's ``run`` is
+    thread-safe, and what a tile leaves between the two graphs (the RPN head's outputs) is kept
+    per thread."""
 
     def __init__(self, path: Union[str, Path], threads: Optional[int] = None) -> None:
         import onnxruntime as ort
@@ -221,13 +247,21 @@ class OnnxSSPNet(SSPNetDetector):
         except Exception as exc:
             raise SSPNetError(f"{dense}: onnxruntime cannot load the export ({type(exc).__name__})") from None
         self.names = list(sidecar["outputs"])
+        # the graphs hold these weights: the torch copies the constructor made (15 MB for the
+        # lite model, random) would only take memory
+        self.backbone = _InGraph()
+        self.neck = _InGraph(has_attention=any(n.startswith("attention_") for n in self.names))
+        heads = self.roi_heads
+        heads.box_head, heads.cls_score, heads.bbox_pred = _InGraph(), _InGraph(), _InGraph()
         self.rpn.head = _CachedHead()
         self.roi_heads.predict = self._rcnn_predict  # type: ignore[method-assign]
         self.eval()
 
     def replica(self, threads: Optional[int] = None) -> "OnnxSSPNet":
-        """Another model on the same export, with sessions of its own (``threads`` each): one per
-        thread that detects at the same time, since a model holds the tile it is working on."""
+        """Another model on the same export, with sessions of its own of ``threads`` threads each.
+        Lanes of one thread share one replica: each run computes on the thread that calls it, so
+        two lanes run two tiles at once on one copy of the weights. Lanes of several threads
+        each get their own, since concurrent runs of one session share its thread pool."""
         return OnnxSSPNet(self.path, threads)
 
     def _normalise(self, x: Tensor) -> Tensor:
