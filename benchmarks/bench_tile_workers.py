@@ -23,7 +23,7 @@ ap.add_argument("--rounds", type=int, default=5)
 ap.add_argument("--out", type=Path)
 args = ap.parse_args()
 w = REPO / "weights/sspnet_default.pt"
-_onnx_model(w)  # makes sure the export is cached
+_onnx_model(w, 1)  # makes sure the export is cached
 path = onnx_cache_dir() / sha256_of(w)[:32] / "model.onnx"
 tiles = []
 for p in sorted((REPO / "samples").glob("*.jpg")):

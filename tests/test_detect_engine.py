@@ -135,3 +135,51 @@ def test_large_buffers_go_back_to_the_system_on_glibc():
     if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
         pytest.skip("glibc only")
     assert heap.return_large_buffers() and heap.return_large_buffers()  # set once, idempotent
+
+
+def _write_raster(path: Path, rgb: np.ndarray, **layout) -> Path:
+    h, w = rgb.shape[:2]
+    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=3, dtype="uint8", **layout) as ds:
+        ds.write(rgb.transpose(2, 0, 1))
+    return path
+
+
+def test_wide_rows_are_read_in_pieces_with_the_same_detections(tmp_path, monkeypatch):
+    import sspnet_cli.inference.engine as engine
+    from sspnet_cli.imagery.sources import ImageSource
+
+    # 9000 px wide: windows every 610 px; blobs on piece seams, tile seams and the right edge
+    blobs = [(50, 40, 62, 58), (3690, 300, 3705, 318), (4280, 470, 4296, 500), (6700, 100, 6712, 120), (8985, 580, 8999, 598)]
+    rgb = scene_with_blobs(9000, 600, blobs)
+    tiled = _write_raster(tmp_path / "tiled.tif", rgb, tiled=True, blockxsize=256, blockysize=256)
+    widths: list[int] = []
+    real_read = ImageSource.read
+    monkeypatch.setattr(ImageSource, "read", lambda self, window: widths.append(window.width) or real_read(self, window))
+
+    def found(path: Path) -> list[tuple[int, ...]]:
+        widths.clear()
+        model = RedBlobModel()
+        result = Detector.from_model(model, device="cpu", score_thr=0.5).detect(path)
+        assert sum(model.batches) == 30  # 15 windows a row, 2 rows, each run once
+        return sorted(tuple(round(v) for v in b) for b in result.detections.boxes.tolist())
+
+    assert found(tiled) == sorted(blobs)
+    assert len(widths) == 6 and max(widths) <= engine.READ_PIECE_PX  # three pieces a row
+    monkeypatch.setattr(engine, "READ_PIECE_PX", 10**6)
+    assert found(tiled) == sorted(blobs) and widths == [9000, 9000]  # whole rows: the same boxes
+    monkeypatch.setattr(engine, "READ_PIECE_PX", 4096)
+    striped = _write_raster(tmp_path / "striped.tif", rgb)  # GDAL decodes whole stripes: rows at once
+    assert found(striped) == sorted(blobs) and widths == [9000, 9000]
+
+
+def test_row_pieces_hold_whole_tiles_within_the_limit():
+    from sspnet_cli.imagery.tiling import window_grid
+    from sspnet_cli.inference.engine import READ_PIECE_PX, row_pieces
+
+    windows = window_grid(20000, 512)
+    pieces = row_pieces(list(range(len(windows))), windows, 640)
+    assert [i for p in pieces for i in p] == list(range(len(windows)))
+    assert all(windows[p[-1]].x + 640 - windows[p[0]].x <= READ_PIECE_PX for p in pieces)
+    assert len(pieces) == 6
+    assert row_pieces([0], window_grid(300, 200), 640) == [[0]]  # narrower than a tile: one piece
+    assert len(row_pieces(list(range(len(windows))), windows, 640, read_width=20000)) == 1

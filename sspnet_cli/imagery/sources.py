@@ -154,6 +154,9 @@ class ImageSource:
     nodata: Optional[Nodata] = None
     stretch: Optional[Stretch] = None
     orientation: int = 1
+    #: the narrowest window that costs no more to read than a whole row of the frame (None: any
+    #: width reads as cheaply): a striped raster decodes whole rows however little is asked
+    read_width: Optional[int] = None
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -407,11 +410,13 @@ class DecodedImageSource(InMemorySource):
 
 
 #: GDAL's block cache, in MB, unless the user sets GDAL_CACHEMAX: GDAL's own default (5 % of RAM)
-#: fills up as bands of a huge raster stream past. Each band is read once, so the cache only has to
-#: hold the blocks of one band for the rows the next band shares with it: a 512-row band of a
-#: 20,000 px wide RGB raster in 512 px blocks touches two block rows, 62 MB. 64 MB took 158 MiB off
-#: the peak of a 20,000 x 2,500 run against 256 MB (benchmarks/results/rss_cpu.json).
-GDAL_CACHE_MB = 64
+#: fills up as bands of a huge raster stream past. Tile rows are read once, in pieces at most 4,096
+#: px wide (inference/engine.py), so the cache only has to hold one piece's blocks: 512 px blocks
+#: of an RGB raster, two block rows of nine, 14 MB. Blocks a piece shares with the next tile row are
+#: decoded again, which costs far less than the model's time on those tiles. 64 MB (one whole block
+#: row of a 20,000 px raster) took 158 MiB off the peak of a 20,000 x 2,500 run against 256 MB; 8 MB
+#: took 54 MB more off a 20,000 x 1,500 run, no slower (benchmarks/README.md, "Memory on huge rasters").
+GDAL_CACHE_MB = 16
 
 
 def _rasterio():
@@ -481,6 +486,8 @@ class RasterSource(ImageSource):
             self.format = str(ds.driver)
             self.width, self.height = int(ds.width), int(ds.height)
             count = int(ds.count)
+            if count and int(ds.block_shapes[0][1]) >= self.width:
+                self.read_width = self.width  # stripes of whole rows
             if count == 0 or self.width == 0 or self.height == 0:
                 raise InputError(path, "raster has no pixels or no bands")
             interp = list(ds.colorinterp)

@@ -43,6 +43,10 @@ CUDA_BATCH = 8
 #: is 31 MB, and each item queued keeps one alive; one ahead already overlaps all reading with
 #: the model (the next photo is decoded, or the next band read, while this one's tiles run)
 READ_AHEAD = 1
+#: the widest piece of a tile row read at once (whole tiles; wider frames are read in pieces):
+#: a 20,000 px wide row is 31 MB of pixels and about as much again while it is decoded, and
+#: every piece read ahead keeps one alive, so pieces keep a wide raster's reads small
+READ_PIECE_PX = 4096
 
 
 def auto_lanes(device: torch.device, backend: str) -> int:
@@ -54,6 +58,11 @@ def auto_lanes(device: torch.device, backend: str) -> int:
     if device.type != "cpu" or backend != "onnxruntime":
         return 1
     return 2 if torch.get_num_threads() >= 2 else 1
+
+
+def _lane_threads(lanes: int) -> int:
+    """Each lane's share of torch's threads (OMP_NUM_THREADS; 1 per process under torchrun)."""
+    return max(1, torch.get_num_threads() // lanes)
 
 
 @dataclass(frozen=True)
@@ -168,6 +177,20 @@ def _read_problem(exc: BaseException) -> str:
     return getattr(exc, "problem", None) or f"read failed ({str(exc).splitlines()[0][:120]})"
 
 
+def row_pieces(row: list[int], windows: list[Window], tile_width: int, read_width: Optional[int] = None) -> list[list[int]]:
+    """The windows of one tile row (``row``: their numbers, left to right) in pieces read at
+    once: whole tiles, each piece at most :data:`READ_PIECE_PX` wide (at least one tile), or
+    ``read_width`` where the source reads that much anyway (a striped raster decodes whole rows)."""
+    limit = max(READ_PIECE_PX, read_width or 0)
+    pieces: list[list[int]] = []
+    for i in row:
+        if pieces and windows[i].x + tile_width - windows[pieces[-1][0]].x <= limit:
+            pieces[-1].append(i)
+        else:
+            pieces.append([i])
+    return pieces
+
+
 def unit_rows(windows: list[Window]) -> list[int]:
     """The distinct tile-row offsets (y) of a window grid, top to bottom."""
     return sorted({w.y for w in windows})
@@ -237,14 +260,14 @@ def choose_backend(backend: str, weights: Path, device: torch.device) -> str:
     return backend
 
 
-def _onnx_model(weights: Path) -> tuple[nn.Module, dict]:
-    """The onnxruntime model of ``weights``: an export, or a checkpoint's export from the cache
-    (:func:`onnx_cache_dir`), made there now if missing; where the cache cannot be written, into a
-    temporary folder (which onnxruntime no longer needs once its sessions are open)."""
+def _onnx_model(weights: Path, threads: int) -> tuple[nn.Module, dict]:
+    """The onnxruntime model of ``weights`` with sessions of ``threads`` threads: an export, or a
+    checkpoint's export from the cache (:func:`onnx_cache_dir`), made there now if missing; where
+    the cache cannot be written, into a temporary folder (which onnxruntime no longer needs once
+    its sessions are open)."""
     from sspnet_cli.inference.onnx import OnnxSSPNet, export_onnx, read_sidecar
     from sspnet_cli.model.backbones import sha256_of
 
-    threads = torch.get_num_threads()  # torch's setting (OMP_NUM_THREADS; 1 per process under torchrun)
     if weights.suffix.lower() == ".onnx":
         model = OnnxSSPNet(weights, threads)
         return model, dict(model.sidecar["checkpoint"].get("meta") or {})
@@ -304,9 +327,12 @@ class Detector:
         self.device = resolve_device(device)
         self.weights = resolve_weights(weights)
         self.backend = choose_backend(backend, self.weights, self.device)
+        options = replace(options, **settings) if options is not None else DetectOptions(**settings)
         if self.backend == "onnxruntime":
+            lanes = options.lanes or auto_lanes(self.device, "onnxruntime")
             try:
-                model, self.meta = _onnx_model(self.weights)
+                # lanes of one thread share this model (_make_lanes), so it is made with theirs
+                model, self.meta = _onnx_model(self.weights, _lane_threads(max(lanes, 1)))
             except SSPNetError:
                 if backend != "auto" or self.weights.suffix.lower() == ".onnx":
                     raise
@@ -315,7 +341,7 @@ class Detector:
             model, self.meta = load_model(self.weights, self.device)
             # this copy is never trained or saved; folding saves the BatchNorm pass (benchmarks/README.md)
             fold_batchnorm(model)
-        self._setup(model, replace(options, **settings) if options is not None else DetectOptions(**settings))
+        self._setup(model, options)
         self._lanes = self._make_lanes(model)
 
     def _make_lanes(self, model: nn.Module) -> list[nn.Module]:
@@ -325,18 +351,22 @@ class Detector:
         if lanes < 1:
             raise SSPNetError("lanes must be at least 1")
         if lanes == 1:
+            if getattr(model, "threads", None) not in (None, _lane_threads(1)):  # fewer lanes than it was made for
+                with contextlib.suppress(SSPNetError, OSError):
+                    self.model = model = model.replica(_lane_threads(1))
             return [model]
         if self.backend != "onnxruntime":
             raise SSPNetError("more than one lane needs the onnxruntime backend (--backend onnxruntime) on the CPU")
-        per_lane = max(1, torch.get_num_threads() // lanes)
+        per_lane = _lane_threads(lanes)
         try:
+            first = model if getattr(model, "threads", None) == per_lane else model.replica(per_lane)
             if per_lane == 1:  # one model for all: its runs compute on the lanes' own threads
-                replicas = [model.replica(1)] * lanes
+                replicas = [first] * lanes
             else:
-                replicas = [model.replica(per_lane) for _ in range(lanes)]
+                replicas = [first] + [model.replica(per_lane) for _ in range(lanes - 1)]
         except (SSPNetError, OSError):  # an export in a temporary folder, gone once loaded: one lane
             return [model]
-        self.model = replicas[0]  # the first model's sessions of all the threads are not kept
+        self.model = replicas[0]  # a model made for other lanes than these is not kept
         return replicas
 
     @classmethod
@@ -444,10 +474,10 @@ class Detector:
                     finished[seq] = Failure(name, problem)
                     stats.failed += 1
                 elif kind == "band":
-                    _, _, y, rgb, valid = item
+                    _, _, x0, piece, rgb, valid = item
                     state = active.get(seq)
                     if state is not None:
-                        self._count_done(state, self._cut_tiles(seq, state, y, rgb, valid, pending), on_tiles)
+                        self._count_done(state, self._cut_tiles(seq, state, x0, piece, rgb, valid, pending), on_tiles)
                 elif kind == "bands_done" and seq in active:
                     active[seq].bands_done = True
                 while len(pending) >= self.batch_size:
@@ -498,33 +528,35 @@ class Detector:
             wanted = set(ys)
             mine = [i for i, w in enumerate(windows) if w.y in wanted]
             yield ("unit", seq, unit, name, source, windows, mine, original_size)
-            band_width = max(source.width, tw)
             try:
                 for y in ys:
-                    rgb, valid = source.read(Window(0, y, band_width, th))
-                    yield ("band", seq, y, rgb, valid)
+                    for piece in row_pieces([i for i in mine if windows[i].y == y], windows, tw, source.read_width):
+                        x0 = windows[piece[0]].x
+                        rgb, valid = source.read(Window(x0, y, windows[piece[-1]].x + tw - x0, th))
+                        yield ("band", seq, x0, piece, rgb, valid)
             except (SSPNetError, OSError, RuntimeError) as exc:
                 yield ("failed", seq, unit, name, _read_problem(exc))
                 continue
             yield ("bands_done", seq)
 
     # -- tiles and batches ----------------------------------------------------------------
-    def _cut_tiles(self, seq: int, state: _Unit, y: int, rgb: np.ndarray, valid: Optional[np.ndarray], pending: list) -> int:
-        """Upload a band once and queue views of its tiles; returns the number of tiles skipped
-        because every pixel in them is invalid."""
+    def _cut_tiles(
+        self, seq: int, state: _Unit, x0: int, piece: list[int], rgb: np.ndarray, valid: Optional[np.ndarray], pending: list
+    ) -> int:
+        """Upload a piece of a tile row (from column ``x0``) once and queue views of its tiles
+        (``piece``: their window numbers); returns the number of tiles skipped because every
+        pixel in them is invalid."""
         band = torch.from_numpy(rgb).to(self.device).permute(2, 0, 1)  # (3, th, width), a view
         band_valid = None if valid is None else torch.from_numpy(valid).to(self.device)
         tw = self.options.tile[0]
         skipped = 0
-        for i in state.mine:
-            w = state.windows[i]
-            if w.y != y:
-                continue
-            tile_valid = None if band_valid is None else band_valid[:, w.x : w.x + tw]
+        for i in piece:
+            x = state.windows[i].x - x0
+            tile_valid = None if band_valid is None else band_valid[:, x : x + tw]
             if tile_valid is not None and not bool(tile_valid.any()):
                 skipped += 1
                 continue
-            pending.append((seq, i, band[:, :, w.x : w.x + tw], tile_valid))
+            pending.append((seq, i, band[:, :, x : x + tw], tile_valid))
         return skipped
 
     def _autocast(self) -> contextlib.AbstractContextManager:

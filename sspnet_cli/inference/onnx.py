@@ -230,14 +230,16 @@ class OnnxSSPNet(SSPNetDetector):
         sidecar = read_sidecar(path)
         cfg = ModelConfig.from_dict(sidecar["model_config"])
         super().__init__(cfg)
-        self.sidecar, self.path = sidecar, Path(path)
+        self.sidecar, self.path, self.threads = sidecar, Path(path), threads
         dense, rcnn, _ = onnx_paths(Path(path).with_suffix(".onnx"))
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # onnxruntime's arena and memory-pattern planner keep their peak blocks for the session's
-        # life: on a 4000x4000 raster 227 MB above the import floor with them, 129 MB without, no
-        # slower per tile (benchmarks/README.md, "Memory on huge rasters")
-        options.enable_cpu_mem_arena = False
+        # onnxruntime's arena keeps the graphs' tensors between runs: without it every tensor of
+        # a megabyte or more is a fresh mapping (heap.py) whose pages fault in on each run, which
+        # made detect 1.8x slower (20,000 x 1,500 raster, two lanes: 4:07 -> 2:17) for 160 MB less
+        # at peak; --lanes 1 is the lean setting (benchmarks/README.md, "Memory on huge rasters").
+        # The memory-pattern planner would keep a second, larger copy of its plan (+110 MB a run).
+        options.enable_cpu_mem_arena = True
         options.enable_mem_pattern = False
         if threads:
             options.intra_op_num_threads = threads
