@@ -18,7 +18,7 @@ def background(items: Iterable[T], depth: int = 2) -> Iterator[T]:
     """Yield ``items`` in order while a thread produces up to ``depth`` of the next ones (decoding
     and reading release the GIL, so this overlaps I/O with the model). The thread starts an item
     only once there is room for it, so at most ``depth`` exist beyond the one the consumer holds
-    (a band of a 20,000 px wide raster is 31 MB). An exception raised by the producer is re-raised
+    (each may hold a decoded photo or a piece of a raster). An exception raised by the producer is re-raised
     here; closing this iterator early stops the thread."""
     q: "queue.Queue[object]" = queue.Queue()
     room = threading.Semaphore(max(depth, 1))

@@ -39,9 +39,9 @@ from sspnet_cli.types import Detections, ImageResult, Window
 # forward; on CUDA a batch keeps the GPU busy (benchmarks/bench_detect.py).
 CPU_BATCH = 1
 CUDA_BATCH = 8
-#: items the reader thread may have ready ahead of the model: one band of a 20,000 px wide raster
-#: is 31 MB, and each item queued keeps one alive; one ahead already overlaps all reading with
-#: the model (the next photo is decoded, or the next band read, while this one's tiles run)
+#: items the reader thread may have ready ahead of the model: each item queued keeps a piece of a
+#: tile row alive (READ_PIECE_PX); one ahead already overlaps all reading with the model (the
+#: next photo is decoded, or the next piece read, while this one's tiles run)
 READ_AHEAD = 1
 #: the widest piece of a tile row read at once (whole tiles; wider frames are read in pieces):
 #: a 20,000 px wide row is 31 MB of pixels and about as much again while it is decoded, and
