@@ -27,13 +27,19 @@ def shared_dir():
 @pytest.fixture(autouse=True)
 def _torch_backend_unless_asked(request, monkeypatch, tmp_path_factory):
     """In-process tests run ``--backend auto`` on torch (what most of them check); the ONNX
-    tests, marked ``auto_onnx``, get the real default. Exports land in a per-session cache."""
-    from sspnet_cli.inference import engine
+    tests, marked ``auto_onnx``, get the real default backend. ``--precision auto`` means fp32
+    whatever the CPU (the same detections on every machine; int8 is tested where asked for, and
+    its auto choice with the CPU check replaced), unless marked ``auto_int8``. Exports land in a
+    per-session cache."""
+    from sspnet_cli.inference import engine, quantize
 
     monkeypatch.setenv("SSPNET_CACHE", str(tmp_path_factory.getbasetemp() / "sspnet-cache"))
     if request.node.get_closest_marker("auto_onnx") is None:
         monkeypatch.setattr(engine, "AUTO_ONNX_ON_CPU", False)
+    if request.node.get_closest_marker("auto_int8") is None:
+        monkeypatch.setattr(quantize, "cpu_has_int8_dot", lambda: False)
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "auto_onnx: keep detect's real --backend auto (onnxruntime on the CPU)")
+    config.addinivalue_line("markers", "auto_int8: keep detect's real --precision auto (int8 on CPUs with VNNI/AMX)")

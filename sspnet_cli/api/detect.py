@@ -106,6 +106,8 @@ class DetectSummary:
     size_check: SizeCheck = field(default_factory=SizeCheck)
     coverage: Optional[Coverage] = None
     is_main: bool = True
+    #: how the model ran, e.g. "onnxruntime, int8, 2 lanes" (Detector.runtime)
+    runtime: str = ""
 
     @property
     def detections(self) -> int:
@@ -229,6 +231,7 @@ class DetectJob:
         if self.options.heatmaps and not getattr(detector.model.neck, "has_attention", False):
             summary.notes.append("--heatmaps: this model's FPN neck has no attention maps; none are drawn")
             detector = detector.with_options(heatmaps=False)
+        summary.runtime = detector.runtime
         recall_table = self.recall_table or detector.meta.get("recall_by_size")
         if self.coverage_path is not None and not recall_table:
             raise SSPNetError(
@@ -406,6 +409,7 @@ def detect(
     batch_size: Optional[int] = None,
     lanes: Optional[int] = None,
     half: bool = False,
+    precision: str = "auto",
     scales: Optional[Sequence[float]] = None,
     flip: Optional[bool] = None,
     bands: Optional[Sequence[int]] = None,
@@ -433,7 +437,7 @@ def detect(
     explains each), returning a :class:`DetectSummary`. Raises :class:`SSPNetError` (one line)
     for bad options or when no image could be processed."""
     options = DetectOptions(
-        tile=tuple(tile), overlap=overlap, score_thr=score_thr, nms_iou=nms_iou, batch_size=batch_size, lanes=lanes, half=half,  # type: ignore[arg-type]
+        tile=tuple(tile), overlap=overlap, score_thr=score_thr, nms_iou=nms_iou, batch_size=batch_size, lanes=lanes, half=half, precision=precision,  # type: ignore[arg-type]
         scales=tuple(float(s) for s in scales) if scales is not None else None, flip=flip, bands=tuple(bands) if bands else None,
         heatmaps=heatmaps,
     )

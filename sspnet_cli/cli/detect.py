@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from sspnet_cli.cli.console import err, say
-from sspnet_cli.cli.options import FLIP_HELP, in_range, parse_bands, parse_batch_size, parse_pair, parse_scales, parse_tile
+from sspnet_cli.cli.options import FLIP_HELP, PRECISION_HELP, in_range, parse_bands, parse_batch_size, parse_pair, parse_scales, parse_tile
 from sspnet_cli.config import REPORT_MAX, REPORT_THR
 
 THR_HELP = "List detections scoring at least this, best first (the results hold nothing below detect's --score-thr)."
@@ -30,6 +30,7 @@ def detect(
     batch_size: str = typer.Option("auto", "--batch-size", help="Tiles per forward pass: auto (1 on the CPU, where batching is slower; 8 on CUDA) or a number."),
     lanes: str = typer.Option("auto", "--lanes", help="Tiles in flight at once: auto (2 on a CPU with 2 or more threads and the onnxruntime backend, each lane a share of the threads: its small single-threaded steps no longer leave a core idle; 1 on CUDA and with torch) or a number. The same detections either way; each lane holds a tile's working set, so --lanes 1 is for machines short of memory (about half the peak on a huge raster, 1.4x slower)."),
     half: bool = typer.Option(False, "--half", help="fp16 autocast on CUDA (faster, slightly different scores). [default: off]"),
+    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
     scales: str = typer.Option("model", help="Test scales: 'model' (the ones the checkpoint records, chosen on its validation split; 1 where it records none), or numbers: '1' (fastest), '1,1.5' (each tile also at 1.5x: more of the smallest people, about 2.5x the time), '2,3' (the reference's up-sampled test). Boxes and scores are averaged over the scales."),
     flip: Optional[bool] = typer.Option(None, "--flip/--no-flip", help=FLIP_HELP),
     bands: Optional[str] = typer.Option(None, help="Raster bands (1-based) shown to the model as R,G,B, e.g. '4,3,2'. [default: the first three; grey replicated]"),
@@ -70,7 +71,7 @@ def detect(
         try:
             summary = api.detect(
                 inputs, out, weights=weights, device=device, backend=backend, overlap=overlap, score_thr=score_thr, nms_iou=nms_iou,
-                half=half, flip=flip, heatmaps=heatmaps, recursive=recursive, save_vis=save_vis, report=report,
+                half=half, precision=precision, flip=flip, heatmaps=heatmaps, recursive=recursive, save_vis=save_vis, report=report,
                 report_thr=report_thr, report_max=report_max, camera_model=camera_model,
                 ground_elevation=ground_elevation, dem=dem, max_off_nadir=max_off_nadir, size_filter=size_filter, coverage=coverage, resume=resume, restart=restart, keep_parts=keep_parts, progress=progress,
                 **parsed,
@@ -116,7 +117,7 @@ def _say_interrupted(out: Path, resume: bool) -> None:
 def _print_summary(summary) -> None:  # type: ignore[no-untyped-def]
     from rich.table import Table
 
-    table = Table(title="Summary")
+    table = Table(title=f"Summary ({summary.runtime})" if summary.runtime else "Summary")
     for col in ("process", "images", "failed", "tiles", "detections", "seconds", "megapixels/s"):
         table.add_column(col, justify="right")
     stats = summary.stats

@@ -9,7 +9,7 @@ import typer
 
 from sspnet_cli.cli.console import out as out_console
 from sspnet_cli.cli.console import say
-from sspnet_cli.cli.options import FLIP_HELP, in_range, parse_batch_size, parse_frame_size, parse_scales, parse_tile
+from sspnet_cli.cli.options import FLIP_HELP, PRECISION_HELP, in_range, parse_batch_size, parse_frame_size, parse_scales, parse_tile
 from sspnet_cli.errors import SSPNetError
 
 
@@ -29,6 +29,7 @@ def evaluate(
     half: bool = typer.Option(False, "--half", help="fp16 autocast on CUDA. [default: off]"),
     scales: str = typer.Option("model", help="Test scales: 'model' (the ones the checkpoint records; 1 where it records none) or numbers, e.g. '1', '1,1.5', or '2,3' for the reference's up-sampled test."),
     flip: Optional[bool] = typer.Option(None, "--flip/--no-flip", help=FLIP_HELP),
+    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
     frame_size: str = typer.Option("training", "--frame-size", help="Resize every frame before detection: training (as the checkpoint's training did with its --frame-size, e.g. TinyPerson-RF's squeezed 640x640 frames back to 1760x990; as stored if it recorded none), native (as stored) or WIDTHxHEIGHT. Metrics stay in the stored frames' pixels."),
 ) -> int:
     """Evaluate with the exact TinyPerson metrics (AP and log-average miss rate at IoU 0.25/0.5/0.75).
@@ -53,7 +54,7 @@ def evaluate(
         name = detections.name
     else:
         data_dir = _dataset_dir(data)
-        options = dict(tile=parse_tile(tile), overlap=overlap, batch_size=parse_batch_size(batch_size), half=half, scales=parse_scales(scales), flip=flip)
+        options = dict(tile=parse_tile(tile), overlap=overlap, batch_size=parse_batch_size(batch_size), half=half, scales=parse_scales(scales), flip=flip, precision=precision)
         with TileProgress(f"detect {split}", show_units=False) as bars:
             size: Any = "training" if frame_size.strip().lower() == "training" else parse_frame_size(frame_size)
             report = api.evaluate(weights, data_dir, split=split, device=device, frame_size=size, on_tiles=bars.tiles, on_frame=bars.frame, **options)
@@ -67,7 +68,7 @@ def evaluate(
         resized = f", resized to {report.frame_size[0]}x{report.frame_size[1]}" if report.frame_size else ""
         scales = ",".join(f"{s:g}" for s in report.scales)
         mirrored = ", and mirrored" if report.flip else ""
-        say(f"{report.stats.images} frames{resized}, {report.stats.tiles} tiles at scales {scales}{mirrored}, {report.stats.seconds:.1f} s")
+        say(f"{report.stats.images} frames{resized}, {report.stats.tiles} tiles at scales {scales}{mirrored}, {report.precision}, {report.stats.seconds:.1f} s")
     for warning in result.warnings[:10]:
         say(f"warning: {warning}")
     _print_tables(result, name)

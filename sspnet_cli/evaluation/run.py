@@ -43,6 +43,8 @@ class EvalReport:
     scales: tuple[float, ...] = (1.0,)
     #: whether each scale also ran mirrored (the mirrored test)
     flip: bool = False
+    #: the dense graph's arithmetic (fp32 or int8)
+    precision: str = "fp32"
 
 
 def detection_records(results: list[ImageResult], image_ids: dict[str, int]) -> list[dict[str, Any]]:
@@ -96,7 +98,7 @@ def evaluate_detector(
     recall = recall_by_size(gt, records, size_scale=scale)
     return EvalReport(
         result, results, failures, stats, dataset, detector.weights, recall, detector.options.frame_size, tuple(detector.options.scales),
-        bool(detector.options.flip),
+        bool(detector.options.flip), detector.precision,
     )
 
 

@@ -86,6 +86,9 @@ class DetectOptions:
     frame_size: Optional[tuple[int, int]] = None
     #: tiles in flight at once (None: :func:`auto_lanes`); more than one needs the onnxruntime backend
     lanes: Optional[int] = None
+    #: the dense graph's arithmetic: fp32, int8 (onnxruntime on the CPU; quantize.py) or auto
+    #: (int8 where :func:`choose_precision` finds it pays); a detector records what it chose
+    precision: str = "auto"
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -97,6 +100,7 @@ class DetectOptions:
             "scales": list(self.scales) if self.scales is not None else "model",
             "flip": self.flip if self.flip is not None else "model",
             "bands": list(self.bands) if self.bands else None,
+            "precision": self.precision,
         }
         if self.frame_size:
             out["frame_size"] = f"{self.frame_size[0]}x{self.frame_size[1]}"
@@ -260,11 +264,39 @@ def choose_backend(backend: str, weights: Path, device: torch.device) -> str:
     return backend
 
 
-def _onnx_model(weights: Path, threads: int) -> tuple[nn.Module, dict]:
+def choose_precision(precision: str, backend: str, weights: Path) -> str:
+    """``fp32`` or ``int8``: what a detector runs for the asked ``precision`` (see
+    :class:`DetectOptions`); one-line errors for impossible asks. ``auto`` is int8 with the
+    onnxruntime backend on a CPU with int8 dot-product units (VNNI, AMX) where calibration tiles
+    are installed, about twice as fast end to end with the shipped model's AP50-tiny kept
+    (benchmarks/README.md, "int8"); fp32 elsewhere. An ONNX export runs at its own precision."""
+    from sspnet_cli.inference.quantize import PRECISIONS, CALIBRATION_DIR, IMAGE_SUFFIXES, cpu_has_int8_dot
+
+    if precision not in PRECISIONS:
+        raise SSPNetError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if backend != "onnxruntime":
+        if precision == "int8":
+            raise SSPNetError("--precision int8 runs on the onnxruntime backend on the CPU (pip install onnxruntime onnx; --backend onnxruntime)")
+        return "fp32"
+    if weights.suffix.lower() == ".onnx":
+        from sspnet_cli.inference.onnx import export_precision, read_sidecar
+
+        own = export_precision(read_sidecar(weights))
+        if precision not in ("auto", own):
+            raise SSPNetError(f"{weights} is an {own} export; export it again with{'' if precision == 'int8' else 'out'} --int8, or give the .pt checkpoint")
+        return own
+    if precision == "auto":
+        shipped = CALIBRATION_DIR.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in CALIBRATION_DIR.iterdir())
+        return "int8" if shipped and cpu_has_int8_dot() else "fp32"
+    return precision
+
+
+def _onnx_model(weights: Path, threads: int, precision: str = "fp32") -> tuple[nn.Module, dict]:
     """The onnxruntime model of ``weights`` with sessions of ``threads`` threads: an export, or a
-    checkpoint's export from the cache (:func:`onnx_cache_dir`), made there now if missing; where
-    the cache cannot be written, into a temporary folder (which onnxruntime no longer needs once
-    its sessions are open)."""
+    checkpoint's export at ``precision`` from the cache (:func:`onnx_cache_dir`), made there now if
+    missing; where the cache cannot be written, into a temporary folder (which onnxruntime no
+    longer needs once its sessions are open). An int8 export's folder is named by the checkpoint
+    and the calibration tiles both."""
     from sspnet_cli.inference.onnx import OnnxSSPNet, export_onnx, read_sidecar
     from sspnet_cli.model.backbones import sha256_of
 
@@ -272,7 +304,12 @@ def _onnx_model(weights: Path, threads: int) -> tuple[nn.Module, dict]:
         model = OnnxSSPNet(weights, threads)
         return model, dict(model.sidecar["checkpoint"].get("meta") or {})
     digest = sha256_of(weights)
-    cached = onnx_cache_dir() / digest[:32] / "model.onnx"
+    name = digest[:32]
+    if precision == "int8":
+        from sspnet_cli.inference.quantize import calibration_digest, calibration_images
+
+        name += f"-int8-{calibration_digest(calibration_images())}"
+    cached = onnx_cache_dir() / name / "model.onnx"
     try:
         if read_sidecar(cached.with_suffix(".json"))["checkpoint"]["sha256"] == digest:
             model = OnnxSSPNet(cached, threads)
@@ -287,11 +324,11 @@ def _onnx_model(weights: Path, threads: int) -> tuple[nn.Module, dict]:
         staging = Path(tempfile.mkdtemp(prefix=".export-", dir=cached.parent.parent))
     except OSError:
         with tempfile.TemporaryDirectory(prefix="sspnet-onnx-") as tmp:
-            export_onnx(weights, Path(tmp) / "model.onnx")
+            export_onnx(weights, Path(tmp) / "model.onnx", precision=precision)
             model = OnnxSSPNet(Path(tmp) / "model.onnx", threads)
         return model, dict(model.sidecar["checkpoint"].get("meta") or {})
     try:
-        export_onnx(weights, staging / "model.onnx")
+        export_onnx(weights, staging / "model.onnx", precision=precision)
         try:
             shutil.rmtree(cached.parent, ignore_errors=True)  # a stale or damaged export
             os.replace(staging, cached.parent)  # whole, or not at all (another process may win)
@@ -328,15 +365,17 @@ class Detector:
         self.weights = resolve_weights(weights)
         self.backend = choose_backend(backend, self.weights, self.device)
         options = replace(options, **settings) if options is not None else DetectOptions(**settings)
+        self.precision = choose_precision(options.precision, self.backend, self.weights)
         if self.backend == "onnxruntime":
             lanes = options.lanes or auto_lanes(self.device, "onnxruntime")
             try:
                 # lanes of one thread share this model (_make_lanes), so it is made with theirs
-                model, self.meta = _onnx_model(self.weights, _lane_threads(max(lanes, 1)))
+                model, self.meta = _onnx_model(self.weights, _lane_threads(max(lanes, 1)), self.precision)
             except SSPNetError:
                 if backend != "auto" or self.weights.suffix.lower() == ".onnx":
                     raise
                 self.backend = "torch"  # auto, and this checkpoint does not export (not a Faster R-CNN)
+                self.precision = choose_precision(options.precision, self.backend, self.weights)
         if self.backend == "torch":
             model, self.meta = load_model(self.weights, self.device)
             # this copy is never trained or saved; folding saves the BatchNorm pass (benchmarks/README.md)
@@ -377,6 +416,7 @@ class Detector:
         self.weights = None
         self.backend = "torch"
         self.meta = dict(meta or {})
+        self.precision = choose_precision(options.pop("precision", "auto"), "torch", Path("in-memory"))
         self._setup(model.to(self.device).eval(), DetectOptions(**options))
         self._lanes = self._make_lanes(self.model)
         return self
@@ -392,6 +432,9 @@ class Detector:
             options = replace(options, flip=model_test_flip(self.meta))
         if not options.scales or any(s <= 0 for s in options.scales):
             raise SSPNetError("scales must be positive")
+        if options.precision not in ("auto", self.precision):
+            raise SSPNetError(f"this detector's model runs in {self.precision}; make a new Detector for precision {options.precision}")
+        options = replace(options, precision=self.precision)
         self.model = model
         self.options = options
         self.batch_size = options.batch_size or (CUDA_BATCH if self.device.type == "cuda" else CPU_BATCH)
@@ -400,10 +443,17 @@ class Detector:
         """A detector sharing this one's model with some options changed."""
         other = Detector.__new__(Detector)
         other.device, other.weights, other.meta, other.backend = self.device, self.weights, self.meta, self.backend
+        other.precision = self.precision
         other._setup(self.model, replace(self.options, **options))
         lanes = other.options.lanes or auto_lanes(other.device, other.backend)
         other._lanes = self._lanes if lanes == len(self._lanes) else other._make_lanes(self.model)
         return other
+
+    @property
+    def runtime(self) -> str:
+        """How the model runs, for a run's printout: backend, precision, lanes."""
+        lanes = len(self._lanes)
+        return f"{self.backend}, {self.precision}, {lanes} lane{'s' if lanes > 1 else ''}"
 
     # -- public API -----------------------------------------------------------------------
     def detect(self, image: Union[str, Path, np.ndarray]) -> ImageResult:

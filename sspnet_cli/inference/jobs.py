@@ -146,6 +146,7 @@ def manifest_for(detector: Detector) -> dict[str, Any]:
         "heatmaps": opts.heatmaps,
         "nms_iou": opts.nms_iou,  # for merging the parts later (sspnet report); may change on resume
         **({"flip": True} if opts.flip else {}),  # absent when off: part folders from before it still resume
+        **({"precision": opts.precision} if opts.precision != "fp32" else {}),  # likewise
     }
 
 

@@ -14,7 +14,8 @@
 * ``model.json``, the sidecar: what a runtime needs to glue them: the input, the anchors (scales,
   ratios h/w, strides, order), the RPN's box coding and proposal filtering, the RoI level rule and
   pooling, the box coding, thresholds and soft-NMS of the test, the whole model configuration, and
-  the source checkpoint's sha256.
+  the source checkpoint's sha256; for an int8 export (``precision="int8"``: the dense graph
+  quantised, quantize.py) its ``precision``: how, and on which calibration tiles.
 
 Between and after the two graphs (anchors, proposal decoding and NMS, RoIAlign, the test's
 soft-NMS) :class:`OnnxSSPNet` runs the same torch code as the checkpoint does, so the backends
@@ -85,11 +86,23 @@ def _output_names(has_attention: bool) -> list[str]:
     return names + ([f"attention_{lv}" for lv in LEVELS[:4]] if has_attention else [])
 
 
-def export_onnx(checkpoint: Union[str, Path], out: Union[str, Path], tile: tuple[int, int] = (640, 512)) -> dict[str, Any]:
+def export_onnx(
+    checkpoint: Union[str, Path], out: Union[str, Path], tile: tuple[int, int] = (640, 512), precision: str = "fp32",
+    calibration: Union[str, Path, None] = None,
+) -> dict[str, Any]:
     """Export ``checkpoint`` (a Faster R-CNN; SSPNet or FPN neck) to ``out`` and its two
     companions (see the module docstring); returns the sidecar. ``tile`` (width, height) is the
-    example input the graph is traced on; batch, height and width stay dynamic."""
+    example input the graph is traced on; batch, height and width stay dynamic. ``precision``
+    ``int8`` quantises the dense graph, its activation ranges measured on the images in
+    ``calibration`` (default: the tiles shipped in weights/calibration/; see quantize.py)."""
     import warnings
+
+    from sspnet_cli.config import model_test_scales
+    from sspnet_cli.inference.quantize import METHOD, calibration_digest, calibration_images, calibration_inputs, quantize_dense
+
+    if precision not in ("fp32", "int8"):
+        raise SSPNetError(f"an export's precision is fp32 or int8, not {precision!r}")
+    images = calibration_images(calibration) if precision == "int8" else []
 
     model, meta = load_model(checkpoint, "cpu")
     cfg: ModelConfig = model.cfg  # type: ignore[assignment]
@@ -117,14 +130,41 @@ def export_onnx(checkpoint: Union[str, Path], out: Union[str, Path], tile: tuple
                 input_names=["rois"], output_names=["class_logits", "box_deltas"],
                 dynamic_axes={"rois": {0: "rois"}, "class_logits": {0: "rois"}, "box_deltas": {0: "rois"}},
             )
+        calibrated: dict[str, Any] = {}
+        if images:
+            scales = sorted({1.0, *model_test_scales(meta)})
+            tmp_int8 = Path(tmp) / "dense.int8.onnx"
+            quantize_dense(tmp_dense, tmp_int8, calibration_inputs(images, scales, (w, h), cfg.size_divisible))
+            tmp_dense = tmp_int8
+            calibrated = {
+                "images": [p.name for p in images], "digest": calibration_digest(images), "scales": scales,
+                "tile": [w, h], "onnxruntime": _ort_version(),
+            }
         for tmp_file, target in ((tmp_dense, dense_path), (tmp_rcnn, rcnn_path)):
             with atomic_write(target, "wb") as f:
                 f.write(tmp_file.read_bytes())
     sidecar = _sidecar(cfg, meta, checkpoint, has_attention, dense_path, rcnn_path)
+    if calibrated:
+        sidecar["precision"] = {"dense": "int8", "rcnn": "fp32", **METHOD, "calibration": calibrated}
     with atomic_write(side_path) as f:
         json.dump(sidecar, f, indent=2)
         f.write("\n")
     return sidecar
+
+
+def _ort_version() -> Optional[str]:
+    try:
+        import onnxruntime
+
+        return str(onnxruntime.__version__)
+    except ImportError:
+        return None
+
+
+def export_precision(sidecar: dict[str, Any]) -> str:
+    """``int8`` where an export's dense graph is quantised, else ``fp32``."""
+    precision = sidecar.get("precision")
+    return "int8" if isinstance(precision, dict) and precision.get("dense") == "int8" else "fp32"
 
 
 def _sidecar(cfg: ModelConfig, meta: dict, checkpoint: Union[str, Path], has_attention: bool, dense: Path, rcnn: Path) -> dict[str, Any]:
@@ -231,6 +271,7 @@ class OnnxSSPNet(SSPNetDetector):
         cfg = ModelConfig.from_dict(sidecar["model_config"])
         super().__init__(cfg)
         self.sidecar, self.path, self.threads = sidecar, Path(path), threads
+        self.precision = export_precision(sidecar)
         dense, rcnn, _ = onnx_paths(Path(path).with_suffix(".onnx"))
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
