@@ -8,7 +8,7 @@ Each run is ``/usr/bin/time -v python -m sspnet_cli detect big.tif --weights W -
 import floor: ``python -c 'import torch, torchvision, rasterio, cv2, onnxruntime, onnx,
 sspnet_cli.api'``. ``onnxruntime-cold`` starts with an empty export cache ($SSPNET_CACHE), so the
 ONNX export of the checkpoint happens inside the measured run, as on a user's first detect;
-``onnxruntime`` then reuses that export. Without --weights an untrained SSPNet-Lite checkpoint is
+``onnxruntime`` then reuses that export (``--precision``: fp32, int8 or auto, detect's default). Without --weights an untrained SSPNet-Lite checkpoint is
 used (memory does not depend on training; its scores stay below the output threshold, so the
 output is small, as for a trained model over terrain without people).
 """
@@ -48,7 +48,8 @@ def timed(cmd: list[str], env: dict[str, str]) -> dict:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
     peak = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1))
     wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", done.stderr).group(1)
-    return {"peak_rss_mb": round(peak / 1024.0, 1), "wall": wall}
+    runtime = re.search(r"Summary \(([^)]*)\)", done.stderr)  # detect's summary: backend, precision, lanes
+    return {"peak_rss_mb": round(peak / 1024.0, 1), "wall": wall, **({"runtime": runtime.group(1)} if runtime else {})}
 
 
 def main() -> None:
@@ -58,6 +59,7 @@ def main() -> None:
     ap.add_argument("--backends", default="torch,onnxruntime-cold,onnxruntime")
     ap.add_argument("--out", required=True)
     ap.add_argument("--lanes", default="auto", help="detect's --lanes for the onnxruntime runs")
+    ap.add_argument("--precision", default="auto", help="detect's --precision for the onnxruntime runs")
     ap.add_argument("--note", default="", help="what else the machine was doing (wall times depend on it; peaks do not)")
     args = ap.parse_args()
 
@@ -80,6 +82,7 @@ def main() -> None:
         "machine": machine(),
         "note": args.note,
         "lanes": args.lanes,
+        "precision": args.precision,
         "model": model_note,
         "tiles": len(window_grid(args.side, args.side)),
         "import_floor": timed([sys.executable, "-c", FLOOR], env),
@@ -90,7 +93,7 @@ def main() -> None:
     if backends[0] == "onnxruntime":  # a warm run first: the export made beforehand, as on a second detect
         sample = sorted((REPO / "samples").glob("*.jpg"))[0]
         subprocess.run([sys.executable, "-m", "sspnet_cli", "detect", str(sample), "--weights", str(weights), "--device", "cpu",
-                        "--backend", "onnxruntime", "--out", str(tmp / "prime.geojson")], cwd=REPO, env=env, check=True,
+                        "--backend", "onnxruntime", "--precision", args.precision, "--out", str(tmp / "prime.geojson")], cwd=REPO, env=env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for backend in backends:
         flag = backend.replace("-cold", "")
@@ -98,7 +101,7 @@ def main() -> None:
             shutil.rmtree(tmp / "cache", ignore_errors=True)
         run = timed([sys.executable, "-m", "sspnet_cli", "detect", str(big), "--weights", str(weights), "--device", "cpu",
                      "--backend", flag, "--out", str(tmp / f"{backend}.geojson"),
-                     *(["--lanes", args.lanes] if flag == "onnxruntime" else [])], env)
+                     *(["--lanes", args.lanes, "--precision", args.precision] if flag == "onnxruntime" else [])], env)
         run["above_floor_mb"] = round(run["peak_rss_mb"] - floor, 1)
         report["runs"][backend] = run
         print(backend, run, flush=True)

@@ -15,10 +15,11 @@ timed as well on the samples):
   ``perform_standard_pred=False`` (sspnet runs no whole-frame pass either), ``postprocess_type
   ="NMS"``, ``postprocess_match_metric="IOU"``, then the COCO predictions written to JSON.
 - sspnet: ``sspnet_cli.api.detect`` end to end (decode, tile, model, merge, write a GeoJSON),
-  in the same process, loading its model inside the timing (SAHI's is loaded once, outside);
-  and the same with the dense part in ONNX Runtime (``detect --backend onnxruntime`` on an
-  export made once, outside the timing, as ``sspnet export`` makes it) where onnxruntime is
-  installed.
+  in the same process, loading its model inside the timing (SAHI's is loaded once, outside), at
+  detect's defaults (``--backend auto --precision auto``: onnxruntime where installed, the dense
+  graph in int8 on a CPU with VNNI/AMX; the export is cached, made once before the timing as
+  detect's first run makes it); and the same at ``--precision fp32`` (the checkpoint's own
+  arithmetic: the same detections as SAHI's torch model, to float precision).
 
 Frames: the three samples (1760x990), a 20-megapixel frame (5472x3648, the samples tiled and
 mirrored) and the large PNG of ``../shared/data/geo`` (skipped without it). Each side runs each
@@ -103,7 +104,6 @@ def main() -> None:
     from sspnet_cli import api
     from sspnet_cli.api.detect import DetectProgress
     from sspnet_cli.config import model_test_flip, model_test_scales
-    from sspnet_cli.inference.engine import auto_lanes
     from sspnet_cli.inference.weights import resolve_weights
     from sspnet_cli.model.checkpoint import load_model
 
@@ -139,24 +139,19 @@ def main() -> None:
 
     first_tile: list[float] = []
 
-    def run_sspnet(paths: list[Path], model_file: Path = weights, own_views: bool = False) -> int:
+    def run_sspnet(paths: list[Path], precision: str = "auto", own_views: bool = False) -> int:
         start = time.perf_counter()
         first_tile.clear()
         progress = DetectProgress(on_tiles=lambda n: first_tile.append(time.perf_counter() - start) if not first_tile else None)
         # the same work as SAHI's side (one scale, no mirrored test) unless own_views: the test
         # scales and mirrored test the checkpoint records, what `sspnet detect` runs by default
         views = {} if own_views else {"scales": (1.0,), "flip": False}
-        summary = api.detect(paths, tmp / "sspnet.geojson", weights=model_file, device="cpu", progress=progress, **views)
+        summary = api.detect(paths, tmp / "sspnet.geojson", weights=weights, device="cpu", precision=precision, progress=progress, **views)
+        runtime.append(summary.runtime)
         return sum(len(r.detections) for r in summary.results)
 
-    onnx_file = None
-    try:
-        import onnxruntime  # noqa: F401
-
-        onnx_file = tmp / "model.onnx"
-        api.export(onnx_file, weights=weights)  # once, as `sspnet export` would, outside the timing
-    except ImportError:
-        pass
+    runtime: list[str] = []
+    os.environ.setdefault("SSPNET_CACHE", str(tmp / "cache"))  # exports made here, once, before the timings
 
     report: dict = {
         "benchmark": "sspnet detect (API, end to end) vs SAHI get_sliced_prediction, same model, 640x512 slices, 30 px overlap, NMS 0.5, score 0.3, one scale, no mirrored test",
@@ -164,8 +159,6 @@ def main() -> None:
         "sahi": sahi_version,
         "weights": str(weights.relative_to(REPO) if weights.is_relative_to(REPO) else weights),
         "repeats": args.repeats,
-        # tiles sspnet has in flight at once (detect's default: two onnxruntime lanes on a 2-core CPU)
-        "sspnet_lanes": auto_lanes(torch.device("cpu"), "onnxruntime") if onnx_file is not None else 1,
         "sets": {},
     }
     out_path = Path(args.out)
@@ -175,9 +168,10 @@ def main() -> None:
     run_sahi(samples[:1])  # warm-up of every side (allocator, oneDNN kernels, first import)
     sahi_runs = {name: timed(lambda: run_sahi(paths), args.repeats) for name, paths in sets.items()}
     report["order"] = "SAHI timed on every set first, then sspnet (whose malloc settings are process-wide)"
-    run_sspnet(samples[:1])
-    if onnx_file is not None:
-        run_sspnet(samples[:1], onnx_file)
+    run_sspnet(samples[:1])  # warm-up, and the cached export of detect's first run
+    report["sspnet_runtime"] = runtime[-1]  # backend, precision, lanes at detect's defaults
+    run_sspnet(samples[:1], "fp32")
+    report["sspnet_fp32_runtime"] = runtime[-1]
     for name, paths in sets.items():
         mp = megapixels(paths)
         sahi_t, sahi_n = sahi_runs[name]
@@ -189,17 +183,16 @@ def main() -> None:
                        "detections": ours_n, "first_tile_s": round(first_tile[0], 3) if first_tile else None},
             "speedup": round(sahi_t["min"] / ours_t["min"], 3),
         }
-        if onnx_file is not None:
-            ort_t, ort_n = timed(lambda: run_sspnet(paths, onnx_file), args.repeats)
-            report["sets"][name]["sspnet_onnxruntime"] = {
-                "seconds": ort_t, "megapixels_per_s": round(mp / ort_t["min"], 4), "frames_per_s": round(len(paths) / ort_t["min"], 4),
-                "detections": ort_n, "first_tile_s": round(first_tile[0], 3) if first_tile else None,
-            }
-            report["sets"][name]["speedup_onnxruntime"] = round(sahi_t["min"] / ort_t["min"], 3)
+        f_t, f_n = timed(lambda: run_sspnet(paths, "fp32"), args.repeats)
+        report["sets"][name]["sspnet_fp32"] = {
+            "seconds": f_t, "megapixels_per_s": round(mp / f_t["min"], 4), "frames_per_s": round(len(paths) / f_t["min"], 4),
+            "detections": f_n, "first_tile_s": round(first_tile[0], 3) if first_tile else None,
+        }
+        report["sets"][name]["speedup_fp32"] = round(sahi_t["min"] / f_t["min"], 3)
         if name.startswith("samples"):
-            own_t, own_n = timed(lambda: run_sspnet(paths, onnx_file or weights, own_views=True), args.repeats)
+            own_t, own_n = timed(lambda: run_sspnet(paths, own_views=True), args.repeats)
             report["sets"][name]["sspnet_model_views"] = {
-                "what": "the checkpoint's own test scales and mirrored test (detect's defaults), " + ("onnxruntime" if onnx_file else "torch"),
+                "what": "the checkpoint's own test scales and mirrored test (detect's defaults), " + report["sspnet_runtime"],
                 "test_scales": list(model_test_scales(meta)), "test_flip": model_test_flip(meta),
                 "seconds": own_t, "megapixels_per_s": round(mp / own_t["min"], 4), "frames_per_s": round(len(paths) / own_t["min"], 4),
                 "detections": own_n,

@@ -32,6 +32,9 @@ def machine() -> dict:
     # bf16 units decide what --amp does on a CPU (torch's cpu_isa says AVX512 for both kinds)
     if flags:
         info["cpu_bf16"] = "AMX" if "amx_bf16" in flags else "AVX512-BF16" if "avx512_bf16" in flags else "none"
+        # int8 dot-product units decide what detect --precision auto picks (inference/quantize.py)
+        int8 = [name for flag, name in (("amx_int8", "AMX"), ("avx512_vnni", "AVX512-VNNI"), ("avx_vnni", "AVX-VNNI")) if flag in flags]
+        info["cpu_int8_dot"] = ", ".join(int8) or "none"
     numpy = sys.modules.get("numpy")
     if numpy is not None:
         info["numpy"] = numpy.__version__

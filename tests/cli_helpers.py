@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -25,8 +26,11 @@ def signal_when(cmd: list[str], cwd: Path, sig: int, ready: Callable[[str], bool
     line of its stderr (or of its merged output) passes ``ready`` (a fixed sleep could land in
     the interpreter's start-up on a loaded machine), and return its exit code and that output."""
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    # a test run started in the background of a non-interactive shell inherits SIGINT ignored, and
+    # a Python child then never raises KeyboardInterrupt: give the child the default disposition
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, text=True,
-                            stderr=subprocess.STDOUT if merge_output else subprocess.PIPE)
+                            stderr=subprocess.STDOUT if merge_output else subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     stream = proc.stdout if merge_output else proc.stderr
     lines: list[str] = []
     pump = threading.Thread(target=lambda: lines.extend(stream), daemon=True)
