@@ -7,10 +7,12 @@ Run it after ``docs/make_default_weights.py`` (which writes the fp16 file and it
 ``docs/plot_training.py`` (the curves PNG). Every figure in the card comes from this run or from
 the file's own metadata, so none is copied by hand:
 
-1. the test split through ``api.evaluate`` (what ``sspnet eval --split test --data DATA`` runs)
-   at scale 1 and at the model's own test scales;
+1. the test split through ``api.evaluate`` (what ``sspnet eval --split test --data DATA
+   --precision fp32`` runs) at scale 1 and at the model's own test scales, and where this CPU
+   has int8 units (where detect runs int8 by default) in int8 at the model's own test scales;
 2. the CPU time per 640x512 tile on the sample frames (``Detector``, the model's scales and the
-   default backend), after one warm-up frame, with this machine described;
+   default backend, fp32, and int8 where the CPU has int8 units), after one warm-up frame, with
+   this machine described;
 3. the share of one sample frame's annotated people found at IoU 0.25 and score >= 0.3 (the
    figure ``tests/test_default_model.py`` checks, less a margin);
 4. the valid split per epoch from the run's ``metrics.jsonl``, when ``--run`` is given.
@@ -56,14 +58,18 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def measure_test(weights: Path, data: Path, scales: tuple[float, ...], flip: bool = False) -> dict[str, Any]:
+def measure_test(weights: Path, data: Path, scales: tuple[float, ...], flip: bool = False, precision: str = "fp32") -> dict[str, Any]:
+    from machine import machine
+
     from sspnet_cli import api
 
     t = time.perf_counter()
-    report = api.evaluate(weights, data, split="test", device="cpu", scales=scales, flip=flip)
+    report = api.evaluate(weights, data, split="test", device="cpu", scales=scales, flip=flip, precision=precision)
     return {
         "scales": list(scales),
         "flip": flip,
+        "precision": report.precision,
+        "cpu": machine()["cpu"],
         "metrics": {k: v for k, v in report.result.metrics.items() if v is not None},
         "images": report.stats.images,
         "tiles": report.stats.tiles,
@@ -72,13 +78,15 @@ def measure_test(weights: Path, data: Path, scales: tuple[float, ...], flip: boo
     }
 
 
-def measure_speed(weights: Path, rounds: int = 3, scales: Optional[tuple[float, ...]] = None, flip: Optional[bool] = None) -> dict[str, Any]:
+def measure_speed(
+    weights: Path, rounds: int = 3, scales: Optional[tuple[float, ...]] = None, flip: Optional[bool] = None, precision: str = "fp32",
+) -> dict[str, Any]:
     """Seconds per 640x512 tile over the sample frames, end to end through ``Detector.run``, at the
     model's own test scales and mirrored test unless ``scales``/``flip`` say otherwise."""
     from sspnet_cli.inference.engine import Detector
 
     samples = sorted((ROOT / "samples").glob("*.jpg"))
-    detector = Detector(weights, device="cpu", scales=scales, flip=flip)
+    detector = Detector(weights, device="cpu", scales=scales, flip=flip, precision=precision)
     list(detector.run(samples[:1]))  # warm-up: first-call allocations, ONNX session start
     per_tile = []
     tiles = 0
@@ -91,6 +99,7 @@ def measure_speed(weights: Path, rounds: int = 3, scales: Optional[tuple[float, 
         per_tile.append(seconds / max(1, tiles))
     return {
         "backend": detector.backend,
+        "precision": detector.precision,
         "scales": list(detector.options.scales),
         "flip": bool(detector.options.flip),
         "frames": len(samples),
@@ -107,7 +116,7 @@ def measure_sample(weights: Path) -> dict[str, Any]:
 
     from sspnet_cli.inference.engine import Detector
 
-    result = Detector(weights, device="cpu").detect(ROOT / "samples" / SAMPLE)
+    result = Detector(weights, device="cpu", precision="fp32").detect(ROOT / "samples" / SAMPLE)
     gt = json.loads((ROOT / "samples" / "annotations.json").read_text())
     image = next(im for im in gt["images"] if im["file_name"] == SAMPLE)
     boxes = [a["bbox"] for a in gt["annotations"] if a["image_id"] == image["id"] and not a["ignore"]]
@@ -145,7 +154,9 @@ def render(m: dict[str, Any]) -> str:
     wall = meta.get("training_wall_s")
     wall_text = f"{wall / 3600:.1f} h ({wall:,.0f} s)" if wall else "not recorded"
     frame = training_frame_size(meta)
-    tests = [(f"test, scales {scales_text(tuple(t['scales']))}{' + mirrored' if t.get('flip') else ''}", t["metrics"]) for t in m["test"]]
+    tests = [(f"test, scales {scales_text(tuple(t['scales']))}{' + mirrored' if t.get('flip') else ''}, {t.get('precision', 'fp32')}", t["metrics"])
+             for t in m["test"]]
+    fp32_tests = [t for t in m["test"] if t.get("precision", "fp32") == "fp32"]
     speed = m["speed"]
     sample = m["sample"]
     lines = [
@@ -189,13 +200,15 @@ def render(m: dict[str, Any]) -> str:
         "",
         "## Test split",
         "",
-        f"`sspnet eval --split test --data ../shared/data/tinyperson-rf` (AP and MR in %, TinyPerson's size ranges in the",
-        "stored frames' pixels; `--scales 1` for the first row):",
+        f"`sspnet eval --split test --data ../shared/data/tinyperson-rf --precision fp32` (AP and MR in %, TinyPerson's size",
+        "ranges in the stored frames' pixels; `--scales 1` for the first row; `--precision int8` for the int8 row, the dense",
+        "graph quantised as `detect` runs it by default on CPUs with VNNI/AMX: benchmarks/README.md, \"int8\"):",
         "",
         table(tests).rstrip(),
         "",
-        f"{m['test'][-1]['images']} test frames, {m['test'][-1]['tiles']} tiles at scales {scales}{' + mirrored' if m['test'][-1].get('flip') else ''}"
-        f" in {m['test'][-1]['seconds']} s on {m['machine']['cpu']}.",
+        f"{fp32_tests[-1]['images']} test frames, {fp32_tests[-1]['tiles']} tiles at scales {scales}{' + mirrored' if fp32_tests[-1].get('flip') else ''}"
+        f" in {fp32_tests[-1]['seconds']} s in fp32 on {fp32_tests[-1].get('cpu', m['machine']['cpu'])}"
+        + "".join(f"; {t['seconds']} s in int8 on {t.get('cpu', m['machine']['cpu'])}" for t in m["test"] if t.get("precision") == "int8") + ".",
         "",
         "## Speed",
         "",
@@ -203,9 +216,12 @@ def render(m: dict[str, Any]) -> str:
         f"frames, {speed['tiles_per_round']} tiles a round, end to end: decode, tile, model at scales {scales_text(tuple(speed['scales']))}"
         f"{' + mirrored' if speed.get('flip') else ''}, merge; backend {speed['backend']}) on {m['machine']['cpu']}, {m['machine']['usable_cores']} cores"
         + (f", {m['machine']['cpu_isa']}" if m["machine"].get("cpu_isa") else "")
-        + (f" with {m['machine']['cpu_bf16']}" if m["machine"].get("cpu_bf16") not in (None, "none") else "") + ", no GPU"
-        + (f"; {m['speed_one_scale']['seconds_per_tile_median']} s with `--scales 1 --no-flip` (the first row of the test table)."
-           if m.get("speed_one_scale") else "."),
+        + (f" with {m['machine']['cpu_bf16']}" if m["machine"].get("cpu_bf16") not in (None, "none") else "")
+        + (f" and {m['machine']['cpu_int8_dot']}" if m["machine"].get("cpu_int8_dot") not in (None, "none") else "") + ", no GPU"
+        + (f"; {m['speed_one_scale']['seconds_per_tile_median']} s with `--scales 1 --no-flip` (the first row of the test table)"
+           if m.get("speed_one_scale") else "")
+        + (f". In int8: {m['speed_int8']['seconds_per_tile_median']} s at its own views, {m['speed_int8_one_scale']['seconds_per_tile_median']} s"
+           " with `--scales 1 --no-flip`." if m.get("speed_int8") else "."),
         "",
         "## Checked by the tests",
         "",
@@ -253,6 +269,7 @@ def main() -> int:
     from machine import machine
 
     from sspnet_cli.config import model_test_flip, model_test_scales
+    from sspnet_cli.inference.quantize import cpu_has_int8_dot
     from sspnet_cli.model.checkpoint import read_checkpoint
 
     ckpt = read_checkpoint(args.weights)
@@ -261,11 +278,14 @@ def main() -> int:
     digest = sha256_of(args.weights)
     earlier = json.loads(args.json.read_text()) if args.reuse_tests and args.json.is_file() else {}
     if earlier.get("sha256") == digest:  # the same file's test split, measured by an earlier run of this script
-        tests = earlier["test"]
+        tests = [{"precision": "fp32", "cpu": earlier["machine"]["cpu"], **t} for t in earlier["test"] if t.get("precision", "fp32") == "fp32"]
     else:
         tests = [measure_test(args.weights, args.data, (1.0,))]
         if scales != (1.0,) or flip:
             tests.append(measure_test(args.weights, args.data, scales, flip))
+    int8 = cpu_has_int8_dot()  # where detect runs int8 by default: measure it too
+    if int8:
+        tests.append(measure_test(args.weights, args.data, scales, flip, precision="int8"))
     here = machine()
     m = {
         "benchmark": "the shipped default model: test split, CPU time per tile, the sample frame the tests check",
@@ -282,6 +302,8 @@ def main() -> int:
         "test": tests,
         "speed": measure_speed(args.weights),
         "speed_one_scale": measure_speed(args.weights, scales=(1.0,), flip=False),
+        **({"speed_int8": measure_speed(args.weights, precision="int8"),
+            "speed_int8_one_scale": measure_speed(args.weights, scales=(1.0,), flip=False, precision="int8")} if int8 else {}),
         "sample": measure_sample(args.weights),
         "epochs": epochs_of(args.run),
         "curves": args.curves if (args.card.parent / args.curves).is_file() else None,
