@@ -270,10 +270,10 @@ def choose_precision(precision: str, backend: str, weights: Path) -> str:
     onnxruntime backend on a CPU with int8 dot-product units (VNNI, AMX) where calibration tiles
     are installed, about twice as fast end to end with the shipped model's AP50-tiny kept
     (benchmarks/README.md, "int8"); fp32 elsewhere. An ONNX export runs at its own precision."""
-    from sspnet_cli.inference.quantize import PRECISIONS, CALIBRATION_DIR, IMAGE_SUFFIXES, cpu_has_int8_dot
+    from sspnet_cli.inference import quantize
 
-    if precision not in PRECISIONS:
-        raise SSPNetError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision not in quantize.PRECISIONS:
+        raise SSPNetError(f"unknown precision {precision!r}; choose one of {', '.join(quantize.PRECISIONS)}")
     if backend != "onnxruntime":
         if precision == "int8":
             raise SSPNetError("--precision int8 runs on the onnxruntime backend on the CPU (pip install onnxruntime onnx; --backend onnxruntime)")
@@ -286,8 +286,7 @@ def choose_precision(precision: str, backend: str, weights: Path) -> str:
             raise SSPNetError(f"{weights} is an {own} export; export it again with{'' if precision == 'int8' else 'out'} --int8, or give the .pt checkpoint")
         return own
     if precision == "auto":
-        shipped = CALIBRATION_DIR.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in CALIBRATION_DIR.iterdir())
-        return "int8" if shipped and cpu_has_int8_dot() else "fp32"
+        return "int8" if quantize.calibration_installed() and quantize.cpu_has_int8_dot() else "fp32"
     return precision
 
 
@@ -372,7 +371,7 @@ class Detector:
                 # lanes of one thread share this model (_make_lanes), so it is made with theirs
                 model, self.meta = _onnx_model(self.weights, _lane_threads(max(lanes, 1)), self.precision)
             except SSPNetError:
-                if backend != "auto" or self.weights.suffix.lower() == ".onnx":
+                if backend != "auto" or self.weights.suffix.lower() == ".onnx" or options.precision == "int8":
                     raise
                 self.backend = "torch"  # auto, and this checkpoint does not export (not a Faster R-CNN)
                 self.precision = choose_precision(options.precision, self.backend, self.weights)

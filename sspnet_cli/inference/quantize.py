@@ -52,6 +52,11 @@ def cpu_has_int8_dot() -> bool:
     return False
 
 
+def calibration_installed() -> bool:
+    """Whether the shipped calibration tiles are in this install (a checkout or editable install)."""
+    return CALIBRATION_DIR.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in CALIBRATION_DIR.iterdir())
+
+
 def calibration_images(folder: Union[str, Path, None] = None) -> list[Path]:
     """The calibration images in ``folder`` (default: the tiles shipped in weights/calibration/),
     sorted by name; a one-line error where there are none."""
