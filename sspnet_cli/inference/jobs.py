@@ -153,6 +153,8 @@ def manifest_for(detector: Detector) -> dict[str, Any]:
 #: manifest entries a resumed run may change (they act only when the parts are merged and
 #: placed on the ground); resuming records the new values
 MERGE_ONLY = ("nms_iou", "camera_model", "ground_elevation", "dem", "max_off_nadir")
+#: what an entry left out of a manifest means (it is written only when it is not this)
+ABSENT_MEANS = {"flip": False, "precision": "fp32"}
 
 
 def check_or_write_manifest(parts: Path, manifest: dict[str, Any], resume: bool) -> None:
@@ -165,9 +167,10 @@ def check_or_write_manifest(parts: Path, manifest: dict[str, Any], resume: bool)
             old = json.loads(path.read_text())
         except (OSError, ValueError):
             raise SSPNetError(f"{path}: unreadable; delete {parts} to start over") from None
-        differs = [k for k in sorted(set(old) | set(manifest)) if k not in MERGE_ONLY and old.get(k) != manifest.get(k)]
+        then, now = {**ABSENT_MEANS, **old}, {**ABSENT_MEANS, **manifest}
+        differs = [k for k in sorted(set(then) | set(now)) if k not in MERGE_ONLY and then.get(k) != now.get(k)]
         if differs:
-            what = ", ".join(f"{k} ({old.get(k)!r} then, {manifest.get(k)!r} now)" for k in differs)
+            what = ", ".join(f"{k} ({then.get(k)!r} then, {now.get(k)!r} now)" for k in differs)
             raise SSPNetError(f"cannot resume: the earlier run differs in {what}; use the same weights and options, or pass --restart to discard {parts}")
         if any(old.get(k) != manifest.get(k) for k in MERGE_ONLY):
             _write_manifest(path, manifest)
