@@ -106,7 +106,7 @@ def quantize_dense(dense: Path, out: Path, inputs: Iterable[np.ndarray]) -> None
         from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
         from onnxruntime.quantization.shape_inference import quant_pre_process
     except ImportError:
-        raise SSPNetError("an int8 export needs onnxruntime: pip install onnxruntime (or the onnx extra)") from None
+        raise SSPNetError("an int8 export needs onnxruntime: pip install onnxruntime") from None
 
     class _Reader(CalibrationDataReader):
         def __init__(self, items: Iterable[np.ndarray]) -> None:
