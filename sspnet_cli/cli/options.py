@@ -101,13 +101,14 @@ def in_range(low: Optional[float] = None, high: Optional[float] = None, above: b
     return check
 
 
-#: ``--flip/--no-flip`` of detect and eval
+#: ``--precision`` of detect and eval
 PRECISION_HELP = (
     "The dense graph's arithmetic: auto (int8 with the onnxruntime backend on a CPU with int8 dot-product units, "
     "AVX512-VNNI, AVX-VNNI or AMX: about twice as fast end to end, AP50-tiny kept on the valid split; fp32 elsewhere), "
     "fp32 (the checkpoint's own arithmetic) or int8 (onnxruntime only; calibrated on the tiles in weights/calibration/). "
     "An ONNX export runs at the precision it was exported with."
 )
+#: ``--flip/--no-flip`` of detect and eval
 FLIP_HELP = (
     "Also run every tile mirrored left to right (at each scale) and average boxes and scores over the views: "
     "the mirrored test, about twice the time. [default: the checkpoint's choice, made on its validation split; "

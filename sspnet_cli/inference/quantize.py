@@ -27,6 +27,7 @@ from sspnet_cli.inference.weights import REPO_WEIGHTS
 
 PRECISIONS = ("auto", "fp32", "int8")
 CALIBRATION_DIR = REPO_WEIGHTS / "calibration"
+#: what OpenCV decodes (imagery.inputs also takes GDAL-only rasters such as .vrt, which it cannot)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 #: the calibration method and settings, recorded in the sidecar
 METHOD = {"format": "QDQ", "weights": "int8, per output channel", "activations": "uint8, min/max over the calibration tiles"}
